@@ -1,0 +1,291 @@
+/*
+ * llamac.h — the one public header of libllamac.
+ *
+ * The narrow waist every layer above (CLI, batching scheduler, HTTP server) is built on:
+ *
+ *   llm_model   weights loaded from a Hugging Face model directory (config.json + safetensors).
+ *   llm_engine  an execution context over one model: a KV-cache budget in fixed-size blocks, an
+ *               activation arena, a backend instance (thread pool on CPU).
+ *   llm_seq_id  a sequence inside an engine: its tokens' keys/values live in KV blocks.
+ *
+ * Two verbs drive everything: llm_prefill (append many tokens to one sequence) and llm_decode
+ * (append one token to each of a batch of sequences). Both write logits into caller-owned buffers.
+ *
+ * Conventions
+ *  - Every fallible call returns llm_status; LLM_OK is 0. Handles keep a detailed message of their
+ *    last error (llm_model_last_error, llm_engine_last_error); load errors that happen before a
+ *    handle exists are written into a caller buffer (llm_model_load's err argument).
+ *  - The library never prints, exits or aborts on bad input. Diagnostics go to the log callback.
+ *  - Ownership is stated at each declaration. Every *_free accepts NULL.
+ *  - No global state: any number of models and engines may live in one process. One handle must not
+ *    be used from two threads at the same time; different handles may.
+ */
+#ifndef LLAMAC_H
+#define LLAMAC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define LLAMAC_VERSION_MAJOR 0
+#define LLAMAC_VERSION_MINOR 1
+#define LLAMAC_VERSION_PATCH 0
+
+/* ---------------------------------------------------------------------------------------------- */
+/* Status codes: one table, expanded into the enum and into llm_strerror.                          */
+
+#define LLM_STATUS_TABLE(X)                                                                          \
+    X(LLM_OK, 0, "success")                                                                          \
+    X(LLM_ERR_INVALID_ARGUMENT, 1, "invalid argument")                                               \
+    X(LLM_ERR_OUT_OF_MEMORY, 2, "out of memory")                                                     \
+    X(LLM_ERR_IO, 3, "I/O error")                                                                    \
+    X(LLM_ERR_NOT_FOUND, 4, "file not found")                                                        \
+    X(LLM_ERR_BAD_JSON, 5, "malformed JSON")                                                         \
+    X(LLM_ERR_BAD_FORMAT, 6, "malformed or inconsistent model file")                                 \
+    X(LLM_ERR_BAD_CONFIG, 7, "invalid model configuration")                                          \
+    X(LLM_ERR_UNSUPPORTED, 8, "unsupported model feature")                                           \
+    X(LLM_ERR_MISSING_TENSOR, 9, "required tensor missing")                                          \
+    X(LLM_ERR_SHAPE_MISMATCH, 10, "tensor shape mismatch")                                           \
+    X(LLM_ERR_DTYPE_MISMATCH, 11, "tensor dtype not usable")                                         \
+    X(LLM_ERR_MEMORY_LIMIT, 12, "memory limit exceeded")                                             \
+    X(LLM_ERR_KV_FULL, 13, "KV cache budget exhausted")                                              \
+    X(LLM_ERR_CONTEXT_FULL, 14, "sequence longer than the context")                                  \
+    X(LLM_ERR_BUFFER_TOO_SMALL, 15, "output buffer too small")                                       \
+    X(LLM_ERR_BACKEND_UNAVAILABLE, 16, "backend not available")                                      \
+    X(LLM_ERR_BACKEND, 17, "backend failure")                                                        \
+    X(LLM_ERR_INVALID_SEQUENCE, 18, "unknown or freed sequence")                                     \
+    X(LLM_ERR_TOO_MANY_SEQUENCES, 19, "too many sequences")                                          \
+    X(LLM_ERR_INTERNAL, 20, "internal error")
+
+typedef enum llm_status {
+#define LLM_STATUS_ENUM_(name, value, text) name = value,
+    LLM_STATUS_TABLE(LLM_STATUS_ENUM_)
+#undef LLM_STATUS_ENUM_
+} llm_status;
+
+/* Static English text for a status ("success", "malformed JSON", ...). Never NULL; unknown codes
+ * give "unknown status". The returned string is owned by the library and lives forever. */
+const char *llm_strerror(llm_status status);
+
+/* Symbolic name of a status ("LLM_ERR_BAD_JSON"). Never NULL. Owned by the library. */
+const char *llm_status_name(llm_status status);
+
+/* ---------------------------------------------------------------------------------------------- */
+/* Logging                                                                                          */
+
+typedef enum llm_log_level {
+    LLM_LOG_DEBUG = 0,
+    LLM_LOG_INFO = 1,
+    LLM_LOG_WARN = 2,
+    LLM_LOG_ERROR = 3,
+} llm_log_level;
+
+/* Called synchronously from the thread that made the library call. msg is owned by the library and
+ * valid only during the call; it has no trailing newline. */
+typedef void (*llm_log_fn)(llm_log_level level, const char *msg, void *user_data);
+
+/* ---------------------------------------------------------------------------------------------- */
+/* Data types and backends                                                                          */
+
+typedef enum llm_dtype {
+    LLM_DTYPE_F32 = 0,
+    LLM_DTYPE_F16 = 1,
+    LLM_DTYPE_BF16 = 2,
+    LLM_DTYPE_COUNT
+} llm_dtype;
+
+/* "F32", "F16", "BF16" (the safetensors spelling); "?" for unknown values. Owned by the library. */
+const char *llm_dtype_name(llm_dtype dtype);
+
+typedef enum llm_backend_kind {
+    LLM_BACKEND_AUTO = 0, /* the fastest available backend */
+    LLM_BACKEND_CPU = 1,  /* the reference backend: f32 math on f32/f16/bf16 weights */
+    LLM_BACKEND_CUDA = 2, /* not in this build yet: asking for it gives LLM_ERR_BACKEND_UNAVAILABLE */
+} llm_backend_kind;
+
+/* "auto", "cpu", "cuda". Owned by the library. */
+const char *llm_backend_name(llm_backend_kind kind);
+
+/* ---------------------------------------------------------------------------------------------- */
+/* Model                                                                                            */
+
+typedef struct llm_model llm_model;
+
+typedef struct llm_model_params {
+    llm_backend_kind backend; /* default LLM_BACKEND_AUTO */
+    int n_threads;            /* CPU worker threads for engines of this model; 0 = all online cores */
+    /* Upper bound on weights + KV cache + scratch, checked before anything large is allocated.
+     * 0 = the machine's physical memory. */
+    uint64_t memory_limit_bytes;
+    llm_log_fn log_fn;        /* may be NULL: no logging */
+    void *log_user_data;
+    llm_log_level log_level;  /* messages below this level are not formatted; default LLM_LOG_INFO */
+} llm_model_params;
+
+/* Defaults as documented on each field. Never fails. */
+llm_model_params llm_model_default_params(void);
+
+/* Loads a Hugging Face model directory: config.json, optional generation_config.json, and
+ * model.safetensors or the shards listed in model.safetensors.index.json. The safetensors files are
+ * memory-mapped read-only and fully validated; every tensor the architecture needs is checked for
+ * presence, shape and dtype.
+ *
+ * dir:     path of the directory. Borrowed for the call.
+ * params:  may be NULL for defaults. Borrowed for the call.
+ * out:     receives the new model on LLM_OK (caller owns it; free with llm_model_free), NULL otherwise.
+ * err:     optional caller buffer (may be NULL if err_cap is 0) that receives a one-line message naming
+ *          the file, tensor, key and expected-vs-actual values on failure; always NUL-terminated.
+ *
+ * Returns LLM_OK, LLM_ERR_NOT_FOUND, LLM_ERR_IO, LLM_ERR_BAD_JSON, LLM_ERR_BAD_CONFIG,
+ * LLM_ERR_BAD_FORMAT, LLM_ERR_UNSUPPORTED, LLM_ERR_MISSING_TENSOR, LLM_ERR_SHAPE_MISMATCH,
+ * LLM_ERR_DTYPE_MISMATCH, LLM_ERR_MEMORY_LIMIT, LLM_ERR_BACKEND_UNAVAILABLE, LLM_ERR_OUT_OF_MEMORY,
+ * LLM_ERR_INVALID_ARGUMENT. */
+llm_status llm_model_load(const char *dir, const llm_model_params *params, llm_model **out, char *err,
+                          size_t err_cap);
+
+/* Unmaps and frees the model. All engines of the model must have been freed first. NULL is a no-op. */
+void llm_model_free(llm_model *model);
+
+/* The message of the model's last failed call ("" if none). Owned by the model; valid until its next
+ * call or llm_model_free. */
+const char *llm_model_last_error(const llm_model *model);
+
+#define LLM_MAX_EOS_TOKENS 8
+
+typedef struct llm_model_info {
+    char architecture[64];       /* "LlamaForCausalLM", "Qwen2ForCausalLM", "Qwen3ForCausalLM" */
+    char family[16];             /* "llama", "qwen2", "qwen3" */
+    int32_t n_vocab;
+    int32_t n_embd;              /* hidden_size */
+    int32_t n_layer;
+    int32_t n_head;
+    int32_t n_head_kv;
+    int32_t head_dim;
+    int32_t n_ff;                /* intermediate_size */
+    int32_t n_ctx_train;         /* max_position_embeddings */
+    double rope_theta;
+    char rope_type[16];          /* "default" or "llama3" */
+    double rms_norm_eps;
+    int tied_embeddings;         /* lm_head shares the token embedding matrix */
+    int has_qkv_bias;
+    int has_o_bias;
+    int has_mlp_bias;
+    int has_qk_norm;
+    int32_t bos_token_id;        /* -1 if none */
+    int32_t n_eos;
+    int32_t eos_token_ids[LLM_MAX_EOS_TOKENS];
+    uint64_t n_params;           /* parameters actually used (tied embeddings counted once) */
+    uint64_t n_tensors;          /* tensors used by the architecture */
+    uint64_t weight_bytes;       /* bytes of those tensors */
+    uint64_t bytes_by_dtype[LLM_DTYPE_COUNT];
+    uint64_t kv_bytes_per_token; /* all layers, K and V, as the engine stores them */
+    llm_backend_kind backend;    /* the backend chosen at load */
+    int n_threads;               /* resolved worker count */
+} llm_model_info;
+
+/* Fills *info. Never fails for a valid model; model and info must not be NULL. */
+void llm_model_get_info(const llm_model *model, llm_model_info *info);
+
+/* ---------------------------------------------------------------------------------------------- */
+/* Engine (execution context + KV cache)                                                            */
+
+typedef struct llm_engine llm_engine;
+typedef int32_t llm_seq_id; /* > 0 when valid; a freed id is never valid again within its engine */
+
+typedef struct llm_engine_params {
+    int32_t n_ctx;            /* max tokens of one sequence; 0 = min(model's n_ctx_train, 4096) */
+    int32_t n_seq_max;        /* max live sequences; default 16 */
+    int32_t kv_block_size;    /* tokens per KV block; default 16 */
+    /* KV budget: tokens across all sequences (rounded up to whole blocks). If both are 0, n_ctx tokens.
+     * If both are set, the smaller budget wins. */
+    int64_t kv_budget_tokens;
+    uint64_t kv_budget_bytes;
+    int32_t max_batch_tokens; /* tokens per forward pass (longer prefills are chunked); default 256 */
+} llm_engine_params;
+
+/* Defaults as documented on each field. Never fails. */
+llm_engine_params llm_engine_default_params(void);
+
+/* Creates an engine over model. The memory footprint (weights + KV + scratch) is computed first and
+ * checked against the model's memory limit; nothing large is allocated if it does not fit.
+ *
+ * model:  borrowed; must outlive the engine.
+ * params: may be NULL for defaults. Borrowed for the call.
+ * out:    receives the engine on LLM_OK (caller owns it; free with llm_engine_free).
+ * Returns LLM_OK, LLM_ERR_INVALID_ARGUMENT, LLM_ERR_MEMORY_LIMIT, LLM_ERR_OUT_OF_MEMORY,
+ * LLM_ERR_BACKEND. The message is in llm_model_last_error(model). */
+llm_status llm_engine_create(llm_model *model, const llm_engine_params *params, llm_engine **out);
+
+/* Frees the engine, its sequences and its KV cache. NULL is a no-op. */
+void llm_engine_free(llm_engine *engine);
+
+/* The message of the engine's last failed call ("" if none). Owned by the engine. */
+const char *llm_engine_last_error(const llm_engine *engine);
+
+typedef struct llm_engine_info {
+    int32_t n_ctx;
+    int32_t n_seq_max;
+    int32_t kv_block_size;
+    int32_t kv_blocks_total;
+    int32_t kv_blocks_used;
+    int32_t n_seqs;          /* live sequences */
+    int32_t max_batch_tokens;
+    uint64_t kv_bytes;       /* KV cache allocation */
+    uint64_t scratch_bytes;  /* activation arena */
+    uint64_t footprint_bytes; /* weights + KV + scratch */
+} llm_engine_info;
+
+/* Fills *info. Never fails; engine and info must not be NULL. */
+void llm_engine_get_info(const llm_engine *engine, llm_engine_info *info);
+
+/* Works out what llm_engine_create(model, params) would allocate, without allocating: fills *info
+ * (kv_blocks_used and n_seqs are 0). Returns what llm_engine_create would for invalid parameters or
+ * an exceeded memory limit (message in llm_model_last_error), else LLM_OK. */
+llm_status llm_engine_estimate(llm_model *model, const llm_engine_params *params, llm_engine_info *info);
+
+/* Creates an empty sequence. *out receives its id.
+ * Returns LLM_OK or LLM_ERR_TOO_MANY_SEQUENCES. */
+llm_status llm_seq_create(llm_engine *engine, llm_seq_id *out);
+
+/* Frees a sequence and returns its KV blocks. Unknown ids are ignored (like free(NULL)). */
+void llm_seq_free(llm_engine *engine, llm_seq_id seq);
+
+/* Number of tokens the sequence holds (its next position). -1 for an unknown id. */
+int32_t llm_seq_length(const llm_engine *engine, llm_seq_id seq);
+
+typedef enum llm_logits_mode {
+    LLM_LOGITS_NONE = 0, /* compute no logits (the KV cache is still filled) */
+    LLM_LOGITS_LAST = 1, /* logits of the last token only: n_vocab floats */
+    LLM_LOGITS_ALL = 2,  /* logits of every token: n_tokens * n_vocab floats, row-major */
+} llm_logits_mode;
+
+/* Appends tokens to a sequence, filling its KV cache, and writes the requested logits.
+ *
+ * tokens:      n_tokens ids in [0, n_vocab); borrowed.
+ * logits:      caller-owned output, logits_cap floats; may be NULL when mode is LLM_LOGITS_NONE.
+ * logits_len:  optional; receives the number of floats the mode needs (also on
+ *              LLM_ERR_BUFFER_TOO_SMALL, so a caller can size the buffer).
+ * Atomic: on any error the sequence is unchanged.
+ * Returns LLM_OK, LLM_ERR_INVALID_ARGUMENT (token out of range, n_tokens 0), LLM_ERR_INVALID_SEQUENCE,
+ * LLM_ERR_BUFFER_TOO_SMALL, LLM_ERR_CONTEXT_FULL, LLM_ERR_KV_FULL, LLM_ERR_BACKEND. */
+llm_status llm_prefill(llm_engine *engine, llm_seq_id seq, const int32_t *tokens, size_t n_tokens,
+                       llm_logits_mode mode, float *logits, size_t logits_cap, size_t *logits_len);
+
+/* Appends one token to each of n_seqs distinct sequences in one forward pass and writes their
+ * next-token logits, row i for seqs[i]: n_seqs * n_vocab floats.
+ *
+ * seqs, tokens: n_seqs entries each; borrowed. A sequence may appear only once.
+ * logits:       caller-owned output of logits_cap floats; logits_len as in llm_prefill.
+ * Atomic: on any error no sequence is changed.
+ * Returns as llm_prefill. */
+llm_status llm_decode(llm_engine *engine, const llm_seq_id *seqs, const int32_t *tokens, size_t n_seqs,
+                      float *logits, size_t logits_cap, size_t *logits_len);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* LLAMAC_H */

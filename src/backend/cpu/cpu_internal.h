@@ -1,0 +1,49 @@
+/* State shared by the CPU backend's op files. */
+#ifndef LLM_BACKEND_CPU_INTERNAL_H
+#define LLM_BACKEND_CPU_INTERNAL_H
+
+#include "backend/backend.h"
+#include "core/error.h"
+#include "core/threadpool.h"
+
+/* Rows of W converted and dotted together in the matmul kernel. */
+#define LLM_CPU_MATMUL_TILE 4
+
+typedef struct llm_backend_cpu {
+    llm_backend base;
+    llm_threadpool *pool;
+    int n_threads;
+    int64_t max_row;
+    float *scratch;        /* [n_threads][scratch_stride] floats: per-thread weight-row buffers */
+    size_t scratch_stride; /* floats per thread */
+    llm_status status;
+    char msg[256];
+} llm_backend_cpu;
+
+static inline llm_backend_cpu *llm_cpu(llm_backend *be) { return (llm_backend_cpu *)be; }
+
+/* Widens row `row` of w into dst (cols floats). Returns a pointer to the row's floats: dst, or the
+ * tensor's own memory when it is already f32. */
+const float *llm_cpu_row_f32(const llm_tensor *w, int64_t row, float *dst);
+
+/* Element i of a 1-D tensor, widened. */
+float llm_cpu_elem_f32(const llm_tensor *t, int64_t i);
+
+/* Work smaller than this many elements runs on the calling thread: a dispatch costs more. */
+#define LLM_CPU_PARALLEL_MIN 32768
+
+void llm_cpu_matmul(llm_backend *be, float *out, const float *x, const llm_tensor *w, const llm_tensor *bias, int n);
+void llm_cpu_attention(llm_backend *be, float *out, const float *q, const llm_kv_view *kv, const llm_batch *b,
+                       int n_head, float scale);
+void llm_cpu_kv_write(llm_backend *be, const llm_kv_view *kv, const float *k, const float *v, const llm_batch *b);
+void llm_cpu_rmsnorm(llm_backend *be, float *out, const float *x, const llm_tensor *w, int rows, int dim, float eps);
+void llm_cpu_rope_table(llm_backend *be, float *cos_out, float *sin_out, const int32_t *pos, int n,
+                        const float *inv_freq, int half);
+void llm_cpu_rope(llm_backend *be, float *x, int n, int n_heads, int head_dim, const float *cos_t,
+                  const float *sin_t);
+void llm_cpu_embed(llm_backend *be, float *out, const llm_tensor *table, const int32_t *ids, int n);
+void llm_cpu_swiglu(llm_backend *be, float *out, const float *gate, const float *up, size_t n);
+void llm_cpu_add(llm_backend *be, float *x, const float *y, size_t n);
+void llm_cpu_get_rows(llm_backend *be, float *out, const float *x, const int32_t *rows, int n_rows, int dim);
+
+#endif

@@ -1,0 +1,461 @@
+/* llm_engine: sequences, their KV block tables, and the prefill/decode verbs. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/fileutil.h"
+#include "engine/engine_internal.h"
+#include "kv/kv_cache.h"
+#include "model/forward.h"
+#include "model/model_internal.h"
+
+#define LLM_SEQ_SLOT_BITS 16
+
+typedef struct seq_slot {
+    int used;
+    uint16_t generation; /* bumped on every reuse so stale ids are caught */
+    int32_t n_tokens;
+    int32_t n_blocks;
+    int32_t *blocks;     /* [max_blocks_per_seq] */
+} seq_slot;
+
+struct llm_engine {
+    llm_model *model;
+    llm_engine_params p;
+    llm_backend *be;
+    llm_kv_cache kv;
+    llm_forward fwd;
+    seq_slot *seqs;
+    int32_t n_live;
+    int32_t max_blocks_per_seq;
+    /* host staging for building batches, sized at creation */
+    int32_t *positions;   /* [max_batch_tokens] */
+    int32_t *tokens;      /* [max_batch_tokens] */
+    int32_t *logit_rows;  /* [max_batch_tokens] */
+    llm_batch_seq *bseqs; /* [max_batch_tokens] */
+    int32_t *new_blocks;  /* [n_seq_max]: blocks taken by the call in flight, for rollback */
+    uint8_t *mark;        /* [n_seq_max] */
+    uint64_t scratch_bytes, kv_bytes, footprint;
+    int rope_offset; /* test only */
+    llm_error err;
+};
+
+llm_engine_params llm_engine_default_params(void) {
+    llm_engine_params p;
+    memset(&p, 0, sizeof p);
+    p.n_ctx = 0;
+    p.n_seq_max = 16;
+    p.kv_block_size = 16;
+    p.max_batch_tokens = 256;
+    return p;
+}
+
+const char *llm_engine_last_error(const llm_engine *e) { return e ? e->err.msg : ""; }
+
+static llm_status engine_fail(llm_engine *e, llm_status st, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static llm_status engine_fail(llm_engine *e, llm_status st, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(e->err.msg, sizeof e->err.msg, fmt, ap);
+    va_end(ap);
+    e->err.status = st;
+    return st;
+}
+
+void llm_engine_free(llm_engine *e) {
+    if (!e) return;
+    if (e->seqs)
+        for (int32_t i = 0; i < e->p.n_seq_max; i++) free(e->seqs[i].blocks);
+    free(e->seqs);
+    if (e->be) {
+        llm_forward_release(&e->fwd);
+        llm_kv_release(&e->kv, e->be);
+        e->be->ops->free(e->be);
+    }
+    free(e->positions);
+    free(e->tokens);
+    free(e->logit_rows);
+    free(e->bseqs);
+    free(e->new_blocks);
+    free(e->mark);
+    if (e->model) e->model->n_engines--;
+    free(e);
+}
+
+static int64_t max3(int64_t a, int64_t b, int64_t c) { return a > b ? (a > c ? a : c) : (b > c ? b : c); }
+
+/* Everything an engine will allocate, worked out from the parameters before anything is allocated. */
+typedef struct engine_plan {
+    llm_engine_params p;
+    int32_t n_blocks;
+    int32_t logits_chunk;
+    int n_threads;
+    int64_t max_row;
+    uint64_t kv_bytes, scratch_bytes, footprint;
+} engine_plan;
+
+static llm_status plan_engine(const llm_model *model, const llm_engine_params *params, engine_plan *plan,
+                              llm_error *err) {
+    memset(plan, 0, sizeof *plan);
+    llm_engine_params p = params ? *params : llm_engine_default_params();
+    const llm_hparams *hp = &model->hp;
+    if (p.n_ctx == 0) p.n_ctx = hp->n_ctx_train < 4096 ? hp->n_ctx_train : 4096;
+    if (p.n_ctx < 1 || p.n_ctx > hp->n_ctx_train)
+        return llm_fail(err, LLM_ERR_INVALID_ARGUMENT, "n_ctx %d out of range 1..%d (the model's max_position_embeddings)",
+                        p.n_ctx, hp->n_ctx_train);
+    if (p.n_seq_max < 1 || p.n_seq_max >= (1 << LLM_SEQ_SLOT_BITS) - 1)
+        return llm_fail(err, LLM_ERR_INVALID_ARGUMENT, "n_seq_max %d out of range 1..%d", p.n_seq_max,
+                        (1 << LLM_SEQ_SLOT_BITS) - 2);
+    if (p.kv_block_size < 1 || p.kv_block_size > 256)
+        return llm_fail(err, LLM_ERR_INVALID_ARGUMENT, "kv_block_size %d out of range 1..256", p.kv_block_size);
+    if (p.max_batch_tokens < 1 || p.max_batch_tokens > 65536)
+        return llm_fail(err, LLM_ERR_INVALID_ARGUMENT, "max_batch_tokens %d out of range 1..65536", p.max_batch_tokens);
+    if (p.kv_budget_tokens < 0)
+        return llm_fail(err, LLM_ERR_INVALID_ARGUMENT, "kv_budget_tokens %lld is negative", (long long)p.kv_budget_tokens);
+
+    const uint64_t kv_per_token = llm_kv_bytes(hp->n_layer, hp->n_head_kv, hp->head_dim, 1, 1);
+    int64_t budget = p.kv_budget_tokens;
+    if (p.kv_budget_bytes) {
+        uint64_t from_bytes = p.kv_budget_bytes / kv_per_token;
+        if (from_bytes > INT64_MAX / 2) from_bytes = INT64_MAX / 2;
+        budget = budget ? (budget < (int64_t)from_bytes ? budget : (int64_t)from_bytes) : (int64_t)from_bytes;
+    }
+    if (!p.kv_budget_tokens && !p.kv_budget_bytes) budget = p.n_ctx;
+    if (budget < 1)
+        return llm_fail(err, LLM_ERR_INVALID_ARGUMENT, "KV budget of %llu bytes holds no token (%llu bytes per token)",
+                        (unsigned long long)p.kv_budget_bytes, (unsigned long long)kv_per_token);
+    const int64_t n_blocks = (budget + p.kv_block_size - 1) / p.kv_block_size;
+    if (n_blocks > INT32_MAX / 2)
+        return llm_fail(err, LLM_ERR_INVALID_ARGUMENT, "KV budget of %lld tokens is too large", (long long)budget);
+    plan->p = p;
+    plan->n_blocks = (int32_t)n_blocks;
+    plan->logits_chunk = p.max_batch_tokens < 64 ? p.max_batch_tokens : 64;
+    plan->n_threads = model->n_threads;
+    plan->max_row = max3(hp->n_embd, (int64_t)hp->n_head * hp->head_dim, hp->n_ff);
+    plan->kv_bytes = llm_kv_bytes(hp->n_layer, hp->n_head_kv, hp->head_dim, p.kv_block_size, plan->n_blocks);
+    plan->scratch_bytes = llm_forward_arena_bytes(hp, p.max_batch_tokens, plan->logits_chunk) +
+                          (uint64_t)plan->n_threads * (uint64_t)plan->max_row * 4u * sizeof(float);
+    plan->footprint = model->weight_bytes + plan->kv_bytes + plan->scratch_bytes;
+    if (plan->footprint > model->memory_limit) {
+        char a[32], b[32], c[32], d[32], e[32];
+        return llm_fail(err, LLM_ERR_MEMORY_LIMIT,
+                        "engine needs %s (weights %s + KV cache %s + scratch %s), more than the memory limit of %s",
+                        llm_format_bytes(plan->footprint, a, sizeof a),
+                        llm_format_bytes(model->weight_bytes, b, sizeof b), llm_format_bytes(plan->kv_bytes, c, sizeof c),
+                        llm_format_bytes(plan->scratch_bytes, d, sizeof d),
+                        llm_format_bytes(model->memory_limit, e, sizeof e));
+    }
+    return LLM_OK;
+}
+
+static void plan_info(const engine_plan *plan, llm_engine_info *info) {
+    memset(info, 0, sizeof *info);
+    info->n_ctx = plan->p.n_ctx;
+    info->n_seq_max = plan->p.n_seq_max;
+    info->kv_block_size = plan->p.kv_block_size;
+    info->kv_blocks_total = plan->n_blocks;
+    info->max_batch_tokens = plan->p.max_batch_tokens;
+    info->kv_bytes = plan->kv_bytes;
+    info->scratch_bytes = plan->scratch_bytes;
+    info->footprint_bytes = plan->footprint;
+}
+
+llm_status llm_engine_estimate(llm_model *model, const llm_engine_params *params, llm_engine_info *info) {
+    if (!model || !info) return LLM_ERR_INVALID_ARGUMENT;
+    llm_error err = {0};
+    engine_plan plan;
+    llm_status st = plan_engine(model, params, &plan, &err);
+    if (st != LLM_OK) {
+        snprintf(model->last_error, sizeof model->last_error, "%s", err.msg);
+        return st;
+    }
+    plan_info(&plan, info);
+    return LLM_OK;
+}
+
+llm_status llm_engine_create(llm_model *model, const llm_engine_params *params, llm_engine **out) {
+    if (!out) return LLM_ERR_INVALID_ARGUMENT;
+    *out = NULL;
+    if (!model) return LLM_ERR_INVALID_ARGUMENT;
+    llm_error *err = &(llm_error){0};
+    const llm_hparams *hp = &model->hp;
+    engine_plan plan;
+    llm_status st = plan_engine(model, params, &plan, err);
+    if (st != LLM_OK) goto fail_early;
+    const llm_engine_params p = plan.p;
+    const int32_t n_blocks = plan.n_blocks, logits_chunk = plan.logits_chunk;
+    const int n_threads = plan.n_threads;
+    const uint64_t kv_bytes = plan.kv_bytes, scratch = plan.scratch_bytes, footprint = plan.footprint;
+    const int64_t max_row = plan.max_row;
+
+    llm_engine *e = calloc(1, sizeof *e);
+    if (!e) {
+        st = llm_fail(err, LLM_ERR_OUT_OF_MEMORY, "out of memory");
+        goto fail_early;
+    }
+    e->model = model;
+    model->n_engines++;
+    e->p = p;
+    e->max_blocks_per_seq = (p.n_ctx + p.kv_block_size - 1) / p.kv_block_size;
+    e->kv_bytes = kv_bytes;
+    e->scratch_bytes = scratch;
+    e->footprint = footprint;
+    llm_backend_config bc = {n_threads, max_row};
+    e->be = llm_backend_cpu_create(&bc);
+    if (!e->be) {
+        st = llm_fail(err, LLM_ERR_OUT_OF_MEMORY, "cannot create the cpu backend with %d threads", n_threads);
+        goto fail;
+    }
+    if ((st = llm_kv_init(&e->kv, e->be, hp->n_layer, hp->n_head_kv, hp->head_dim, p.kv_block_size, n_blocks))) {
+        char a[32];
+        llm_fail(err, st, "cannot allocate the KV cache (%s)", llm_format_bytes(kv_bytes, a, sizeof a));
+        goto fail;
+    }
+    if ((st = llm_forward_init(&e->fwd, hp, &model->w, e->be, &e->kv, p.max_batch_tokens, logits_chunk, err)))
+        goto fail;
+    const size_t mb = (size_t)p.max_batch_tokens;
+    e->seqs = calloc((size_t)p.n_seq_max, sizeof *e->seqs);
+    e->positions = malloc(mb * sizeof *e->positions);
+    e->tokens = malloc(mb * sizeof *e->tokens);
+    e->logit_rows = malloc(mb * sizeof *e->logit_rows);
+    e->bseqs = malloc(mb * sizeof *e->bseqs);
+    e->new_blocks = malloc((size_t)p.n_seq_max * sizeof *e->new_blocks);
+    e->mark = calloc((size_t)p.n_seq_max, 1);
+    int ok = e->seqs && e->positions && e->tokens && e->logit_rows && e->bseqs && e->new_blocks && e->mark;
+    for (int32_t i = 0; ok && i < p.n_seq_max; i++) {
+        e->seqs[i].blocks = malloc((size_t)e->max_blocks_per_seq * sizeof(int32_t));
+        ok = e->seqs[i].blocks != NULL;
+    }
+    if (!ok) {
+        st = llm_fail(err, LLM_ERR_OUT_OF_MEMORY, "out of memory");
+        goto fail;
+    }
+    {
+        char a[32], b[32];
+        llm_log(&model->log, LLM_LOG_INFO, "engine: n_ctx %d, %d KV blocks of %d tokens (%s), scratch %s, %d threads",
+                p.n_ctx, n_blocks, p.kv_block_size, llm_format_bytes(kv_bytes, a, sizeof a),
+                llm_format_bytes(scratch, b, sizeof b), n_threads);
+    }
+    *out = e;
+    return LLM_OK;
+fail:
+    llm_engine_free(e);
+fail_early:
+    snprintf(model->last_error, sizeof model->last_error, "%s", err->msg);
+    return st;
+}
+
+void llm_engine_get_info(const llm_engine *e, llm_engine_info *info) {
+    engine_plan plan = {.p = e->p, .n_blocks = e->kv.n_blocks, .kv_bytes = e->kv_bytes,
+                        .scratch_bytes = e->scratch_bytes, .footprint = e->footprint};
+    plan_info(&plan, info);
+    info->kv_blocks_used = llm_kv_blocks_used(&e->kv);
+    info->n_seqs = e->n_live;
+}
+
+/* ---- sequences ---------------------------------------------------------------------------------- */
+
+static seq_slot *find_seq(const llm_engine *e, llm_seq_id id) {
+    if (id <= 0) return NULL;
+    int32_t slot = (id & ((1 << LLM_SEQ_SLOT_BITS) - 1)) - 1;
+    uint16_t gen = (uint16_t)((uint32_t)id >> LLM_SEQ_SLOT_BITS);
+    if (slot < 0 || slot >= e->p.n_seq_max) return NULL;
+    seq_slot *s = &e->seqs[slot];
+    return (s->used && s->generation == gen) ? s : NULL;
+}
+
+llm_status llm_seq_create(llm_engine *e, llm_seq_id *out) {
+    if (!e || !out) return LLM_ERR_INVALID_ARGUMENT;
+    for (int32_t i = 0; i < e->p.n_seq_max; i++) {
+        seq_slot *s = &e->seqs[i];
+        if (s->used) continue;
+        s->used = 1;
+        s->generation = (uint16_t)((s->generation + 1) & 0x7fff); /* keeps ids positive */
+        if (s->generation == 0) s->generation = 1;
+        s->n_tokens = 0;
+        s->n_blocks = 0;
+        e->n_live++;
+        *out = (llm_seq_id)(((int32_t)s->generation << LLM_SEQ_SLOT_BITS) | (i + 1));
+        return LLM_OK;
+    }
+    return engine_fail(e, LLM_ERR_TOO_MANY_SEQUENCES, "all %d sequence slots are in use", e->p.n_seq_max);
+}
+
+void llm_seq_free(llm_engine *e, llm_seq_id id) {
+    if (!e) return;
+    seq_slot *s = find_seq(e, id);
+    if (!s) return;
+    for (int32_t b = 0; b < s->n_blocks; b++) llm_kv_block_unref(&e->kv, s->blocks[b]);
+    s->n_blocks = 0;
+    s->n_tokens = 0;
+    s->used = 0;
+    e->n_live--;
+}
+
+int32_t llm_seq_length(const llm_engine *e, llm_seq_id id) {
+    const seq_slot *s = e ? find_seq(e, id) : NULL;
+    return s ? s->n_tokens : -1;
+}
+
+int32_t llm_engine_debug_seq_blocks(const llm_engine *e, llm_seq_id id) {
+    const seq_slot *s = find_seq(e, id);
+    return s ? s->n_blocks : -1;
+}
+
+void llm_engine_debug_set_rope_offset(llm_engine *e, int offset) { e->rope_offset = offset; }
+
+/* Grows s's block table to cover n_tokens positions. Returns 0, or -1 if the pool ran dry (any
+ * blocks taken are given back). */
+static int reserve_blocks(llm_engine *e, seq_slot *s, int32_t n_tokens) {
+    const int32_t want = (n_tokens + e->p.kv_block_size - 1) / e->p.kv_block_size;
+    const int32_t had = s->n_blocks;
+    if (want - had > e->kv.n_free) return -1;
+    while (s->n_blocks < want) s->blocks[s->n_blocks++] = llm_kv_block_alloc(&e->kv);
+    return 0;
+}
+
+static void shrink_blocks(llm_engine *e, seq_slot *s, int32_t n_blocks) {
+    while (s->n_blocks > n_blocks) llm_kv_block_unref(&e->kv, s->blocks[--s->n_blocks]);
+}
+
+static llm_status check_tokens(llm_engine *e, const int32_t *tokens, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (tokens[i] < 0 || tokens[i] >= e->model->hp.n_vocab)
+            return engine_fail(e, LLM_ERR_INVALID_ARGUMENT, "token %d at index %zu is outside the vocabulary [0, %d)",
+                               tokens[i], i, e->model->hp.n_vocab);
+    return LLM_OK;
+}
+
+/* ---- prefill ------------------------------------------------------------------------------------ */
+
+llm_status llm_prefill(llm_engine *e, llm_seq_id id, const int32_t *tokens, size_t n_tokens, llm_logits_mode mode,
+                       float *logits, size_t logits_cap, size_t *logits_len) {
+    if (!e) return LLM_ERR_INVALID_ARGUMENT;
+    const size_t V = (size_t)e->model->hp.n_vocab;
+    size_t need = mode == LLM_LOGITS_ALL ? n_tokens * V : mode == LLM_LOGITS_LAST ? V : 0;
+    if (logits_len) *logits_len = need;
+    if (mode != LLM_LOGITS_NONE && mode != LLM_LOGITS_LAST && mode != LLM_LOGITS_ALL)
+        return engine_fail(e, LLM_ERR_INVALID_ARGUMENT, "unknown logits mode %d", (int)mode);
+    seq_slot *s = find_seq(e, id);
+    if (!s) return engine_fail(e, LLM_ERR_INVALID_SEQUENCE, "sequence %d does not exist in this engine", id);
+    if (n_tokens == 0 || !tokens) return engine_fail(e, LLM_ERR_INVALID_ARGUMENT, "prefill needs at least one token");
+    if (need > 0 && (!logits || logits_cap < need))
+        return engine_fail(e, LLM_ERR_BUFFER_TOO_SMALL, "logits buffer holds %zu floats, %zu needed",
+                           logits ? logits_cap : 0, need);
+    llm_status st = check_tokens(e, tokens, n_tokens);
+    if (st) return st;
+    if (n_tokens > (size_t)(e->p.n_ctx - s->n_tokens))
+        return engine_fail(e, LLM_ERR_CONTEXT_FULL,
+                           "sequence holds %d tokens; %zu more would exceed the context of %d tokens", s->n_tokens,
+                           n_tokens, e->p.n_ctx);
+    const int32_t blocks_before = s->n_blocks;
+    if (reserve_blocks(e, s, s->n_tokens + (int32_t)n_tokens) != 0)
+        return engine_fail(e, LLM_ERR_KV_FULL,
+                           "KV cache full: %d more blocks of %d tokens needed, %d of %d free",
+                           (s->n_tokens + (int32_t)n_tokens + e->p.kv_block_size - 1) / e->p.kv_block_size -
+                               s->n_blocks,
+                           e->p.kv_block_size, e->kv.n_free, e->kv.n_blocks);
+    const int32_t T_max = e->p.max_batch_tokens;
+    for (size_t done = 0; done < n_tokens;) {
+        const int32_t n = (int32_t)(n_tokens - done < (size_t)T_max ? n_tokens - done : (size_t)T_max);
+        const int32_t n_past = s->n_tokens + (int32_t)done;
+        for (int32_t i = 0; i < n; i++) e->positions[i] = n_past + i + e->rope_offset;
+        llm_batch_seq bs = {0, n, n_past, s->blocks};
+        llm_batch b = {n, tokens + done, e->positions, 1, &bs};
+        int32_t n_rows = 0;
+        float *dst = NULL;
+        if (mode == LLM_LOGITS_ALL) {
+            for (int32_t i = 0; i < n; i++) e->logit_rows[i] = i;
+            n_rows = n;
+            dst = logits + done * V;
+        } else if (mode == LLM_LOGITS_LAST && done + (size_t)n == n_tokens) {
+            e->logit_rows[0] = n - 1;
+            n_rows = 1;
+            dst = logits;
+        }
+        st = llm_forward_run(&e->fwd, &b, e->logit_rows, n_rows, dst, &e->err);
+        if (st != LLM_OK) {
+            shrink_blocks(e, s, blocks_before);
+            return st;
+        }
+        done += (size_t)n;
+    }
+    s->n_tokens += (int32_t)n_tokens;
+    return LLM_OK;
+}
+
+/* ---- decode ------------------------------------------------------------------------------------- */
+
+llm_status llm_decode(llm_engine *e, const llm_seq_id *ids, const int32_t *tokens, size_t n_seqs, float *logits,
+                      size_t logits_cap, size_t *logits_len) {
+    if (!e) return LLM_ERR_INVALID_ARGUMENT;
+    const size_t V = (size_t)e->model->hp.n_vocab;
+    const size_t need = n_seqs * V;
+    if (logits_len) *logits_len = need;
+    if (n_seqs == 0 || !ids || !tokens)
+        return engine_fail(e, LLM_ERR_INVALID_ARGUMENT, "decode needs at least one sequence");
+    if (n_seqs > (size_t)e->p.n_seq_max)
+        return engine_fail(e, LLM_ERR_INVALID_ARGUMENT, "%zu sequences in one decode; the engine holds at most %d",
+                           n_seqs, e->p.n_seq_max);
+    if (!logits || logits_cap < need)
+        return engine_fail(e, LLM_ERR_BUFFER_TOO_SMALL, "logits buffer holds %zu floats, %zu needed",
+                           logits ? logits_cap : 0, need);
+    llm_status st = check_tokens(e, tokens, n_seqs);
+    if (st) return st;
+    /* validate everything before touching anything */
+    for (size_t i = 0; i < n_seqs; i++) {
+        seq_slot *s = find_seq(e, ids[i]);
+        if (!s) {
+            st = engine_fail(e, LLM_ERR_INVALID_SEQUENCE, "sequence %d (index %zu) does not exist in this engine",
+                             ids[i], i);
+            break;
+        }
+        const int32_t slot = (int32_t)(s - e->seqs);
+        if (e->mark[slot]) {
+            st = engine_fail(e, LLM_ERR_INVALID_ARGUMENT, "sequence %d appears twice in one decode batch", ids[i]);
+            break;
+        }
+        e->mark[slot] = 1;
+        if (s->n_tokens >= e->p.n_ctx) {
+            st = engine_fail(e, LLM_ERR_CONTEXT_FULL, "sequence %d is full (%d tokens, the context)", ids[i],
+                             e->p.n_ctx);
+            break;
+        }
+    }
+    for (size_t i = 0; i < n_seqs; i++) {
+        seq_slot *s = find_seq(e, ids[i]);
+        if (s) e->mark[s - e->seqs] = 0;
+    }
+    if (st) return st;
+    /* blocks: a sequence whose length is a multiple of the block size needs a fresh one */
+    size_t reserved = 0;
+    for (; reserved < n_seqs; reserved++) {
+        seq_slot *s = find_seq(e, ids[reserved]);
+        e->new_blocks[reserved] = s->n_blocks;
+        if (reserve_blocks(e, s, s->n_tokens + 1) != 0) break;
+    }
+    if (reserved < n_seqs) {
+        for (size_t i = 0; i < reserved; i++) shrink_blocks(e, find_seq(e, ids[i]), e->new_blocks[i]);
+        return engine_fail(e, LLM_ERR_KV_FULL, "KV cache full: decoding %zu sequences needs more than the %d free blocks",
+                           n_seqs, e->kv.n_free);
+    }
+    const size_t T_max = (size_t)e->p.max_batch_tokens;
+    for (size_t done = 0; done < n_seqs;) {
+        const int32_t n = (int32_t)(n_seqs - done < T_max ? n_seqs - done : T_max);
+        for (int32_t i = 0; i < n; i++) {
+            seq_slot *s = find_seq(e, ids[done + (size_t)i]);
+            e->positions[i] = s->n_tokens + e->rope_offset;
+            e->bseqs[i] = (llm_batch_seq){i, 1, s->n_tokens, s->blocks};
+            e->logit_rows[i] = i;
+        }
+        llm_batch b = {n, tokens + done, e->positions, n, e->bseqs};
+        st = llm_forward_run(&e->fwd, &b, e->logit_rows, n, logits + done * V, &e->err);
+        if (st != LLM_OK) {
+            for (size_t i = 0; i < n_seqs; i++) shrink_blocks(e, find_seq(e, ids[i]), e->new_blocks[i]);
+            return st;
+        }
+        done += (size_t)n;
+    }
+    for (size_t i = 0; i < n_seqs; i++) find_seq(e, ids[i])->n_tokens++;
+    return LLM_OK;
+}

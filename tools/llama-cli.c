@@ -1,0 +1,42 @@
+/* llama-cli: the command-line front end of libllamac. One file per subcommand. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli_common.h"
+
+int cli_inspect(int argc, char **argv);
+int cli_eval(int argc, char **argv);
+
+static const struct {
+    const char *name;
+    int (*run)(int argc, char **argv);
+    const char *summary;
+} commands[] = {
+    {"inspect", cli_inspect, "show a model's architecture, dimensions, parameters, dtypes and memory footprint"},
+    {"eval", cli_eval, "run a token sequence through the model; print per-position argmax, optionally dump logits"},
+};
+
+static void usage(FILE *f) {
+    fprintf(f, "usage: llama-cli <command> [options]\n\ncommands:\n");
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
+    fprintf(f, "\n'llama-cli <command> --help' shows a command's options.\n");
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        usage(stderr);
+        return 1;
+    }
+    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "help") == 0) {
+        usage(stdout);
+        return 0;
+    }
+    if (strcmp(argv[1], "--version") == 0) {
+        printf("llama-cli (llamac) %d.%d.%d\n", LLAMAC_VERSION_MAJOR, LLAMAC_VERSION_MINOR, LLAMAC_VERSION_PATCH);
+        return 0;
+    }
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        if (strcmp(argv[1], commands[i].name) == 0) return commands[i].run(argc - 1, argv + 1);
+    return cli_error("unknown command '%s' (try 'llama-cli --help')", argv[1]);
+}
