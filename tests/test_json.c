@@ -5,6 +5,11 @@
  * is reported on stderr with its source line. Checks do not stop at the
  * first failure, so one run shows everything that is broken.
  */
+/* clock_gettime needs POSIX; the project builds with -D_GNU_SOURCE anyway. */
+#if !defined(_GNU_SOURCE) && !defined(_POSIX_C_SOURCE)
+#define _POSIX_C_SOURCE 200809L
+#endif
+
 #include "core/json.h"
 #include "core/strbuf.h"
 
@@ -23,7 +28,8 @@
 #if defined(__SANITIZE_ADDRESS__)
 #define UNDER_SANITIZER 1
 #elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(undefined_behavior_sanitizer)
+#if __has_feature(address_sanitizer) || __has_feature(undefined_behavior_sanitizer) || \
+    __has_feature(memory_sanitizer) || __has_feature(thread_sanitizer)
 #define UNDER_SANITIZER 1
 #endif
 #endif
@@ -61,7 +67,7 @@ static void report_failure(int line, const char *fmt, ...)
 static double seconds_now(void)
 {
     struct timespec ts;
-    timespec_get(&ts, TIME_UTC);
+    clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
@@ -414,12 +420,24 @@ static void test_nested_document(void)
     CHECK(llm_json_int64(llm_json_get(llm_json_get(root, "nope"), "deeper"), &dim) == -1,
           "chained lookup through a missing member");
     CHECK(llm_json_type_of(NULL) == LLM_JSON_INVALID, "type_of(NULL)");
+    int flag = 7;
+    size_t len = 7;
+    CHECK(llm_json_value_at(NULL, 0) == NULL && llm_json_key_at(NULL, 0, &len) == NULL &&
+              len == 0 && llm_json_string(NULL, NULL) == NULL && llm_json_bool(NULL, &flag) == -1 &&
+              flag == 7 && llm_json_int64(NULL, &dim) == -1 && isnan(llm_json_number(NULL)) &&
+              llm_json_get_n(NULL, "a", 1) == NULL && llm_json_get_n(root, NULL, 1) == NULL,
+          "accessors on NULL");
+    CHECK(!llm_json_is_null(NULL) && !llm_json_is_bool(NULL) && !llm_json_is_number(NULL) &&
+              !llm_json_is_string(NULL) && !llm_json_is_array(NULL) && !llm_json_is_object(NULL),
+          "predicates on NULL");
     CHECK(llm_json_offset(NULL) == 0, "offset(NULL)");
     CHECK(llm_json_root(NULL) == NULL, "root(NULL)");
-    CHECK(strcmp(llm_json_type_name(LLM_JSON_OBJECT), "object") == 0 &&
-              strcmp(llm_json_type_name(LLM_JSON_INVALID), "invalid") == 0 &&
-              strcmp(llm_json_type_name((llm_json_type)42), "invalid") == 0,
-          "type names");
+    static const char *const names[] = {"null",  "false", "true",   "number",
+                                        "string", "array", "object", "invalid"};
+    for (int t = LLM_JSON_NULL; t <= LLM_JSON_INVALID; t++) {
+        CHECK(strcmp(llm_json_type_name((llm_json_type)t), names[t]) == 0, "type name %d", t);
+    }
+    CHECK(strcmp(llm_json_type_name((llm_json_type)42), "invalid") == 0, "unknown type name");
     llm_json_doc_free(doc);
     llm_json_doc_free(NULL);
 }
@@ -494,6 +512,11 @@ static void test_numbers(void)
         /* 2^53 + 1 written with a fraction: exact halfway, rounds to even. */
         {"9007199254740993.0", 9007199254740992.0, 1, 9007199254740993LL},
         {"9007199254740993.00000000000000000001", 9007199254740994.0, 0, 0},
+        /* Absurd exponents saturate instead of overflowing. */
+        {"1e-99999999999999999999999", 0.0, 0, 0},
+        {"-1e-99999999999999999999999", -0.0, 0, 0},
+        {"0.0e-99999999999999999999999", 0.0, 1, 0},
+        {"0.00000000000000000000000000000000000000000000001e47", 1.0, 1, 1},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         const number_case *c = &cases[i];
@@ -773,6 +796,7 @@ static void test_invalid_inputs(void)
     EXPECT_ERROR("0x10", 1, 2, "after the end");
     EXPECT_ERROR("[1e400]", 1, 2, "out of range");
     EXPECT_ERROR("-1e309", 1, 1, "out of range");
+    EXPECT_ERROR("[0, 1e99999999999999999999999]", 1, 5, "out of range");
     /* Strings */
     EXPECT_ERROR("\"abc", 1, 1, "unterminated string");
     EXPECT_ERROR("[\"a\\\"]", 1, 2, "unterminated string");
@@ -1071,6 +1095,14 @@ static void test_escape_round_trip(void)
     llm_strbuf_clear(&sb);
     llm_json_escape(&sb, NULL, 0);
     CHECK(strcmp(sb.data, "\"\"") == 0, "escape of NULL/empty");
+    llm_json_escape(NULL, "x", 1);  /* no buffer: nothing happens */
+
+    /* A failed buffer is left alone. */
+    llm_strbuf_clear(&sb);
+    llm_strbuf_append_str(&sb, "kept");
+    llm_strbuf_reserve(&sb, SIZE_MAX);
+    llm_json_escape(&sb, "x", 1);
+    CHECK(sb.oom && sb.len == 4 && strcmp(sb.data, "kept") == 0, "escape into a failed buffer");
 
     /* Invalid UTF-8 becomes U+FFFD so the output is still valid JSON. */
     llm_strbuf_clear(&sb);

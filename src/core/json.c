@@ -5,11 +5,14 @@
  *   - One pass over the text with an explicit stack instead of recursion,
  *     so nesting depth costs heap memory, never C stack, and the depth
  *     limit is a policy choice rather than a crash guard.
- *   - While a container is open, its children are parsed into a shared
- *     scratch stack of "slots" (key + value). When the container closes,
- *     its children are copied into one right-sized array in the document's
- *     arena. Children of a container are therefore contiguous, which makes
- *     llm_json_value_at() O(1) and keeps the tree compact.
+ *   - While a container is open, its children are parsed into shared
+ *     scratch stacks (one of values, one of keys). When the container
+ *     closes, its children are copied into right-sized arrays in the
+ *     document's arena. Children of a container are therefore contiguous,
+ *     which makes llm_json_value_at() O(1).
+ *   - A node is 24 bytes (offset and type packed into one word), because
+ *     memory traffic, not CPU, bounds the speed of big documents: a 10 MB
+ *     array of small numbers has 5 million values.
  *   - Strings are decoded into the arena: a fast scan copies spans without
  *     escapes verbatim; only strings with a backslash take the decoder.
  *   - Objects with more than OBJECT_INDEX_MIN_MEMBERS members get a sorted
@@ -40,21 +43,35 @@
 /* Document representation                                                  */
 /* ------------------------------------------------------------------------ */
 
-typedef struct llm_json_member llm_json_member;
+typedef struct {
+    const char *data;  /* decoded, NUL-terminated, may contain NULs */
+    size_t len;
+} json_key;
+
+typedef struct object_body object_body;
+
+/* header = offset | type << TYPE_SHIFT | flags << FLAGS_SHIFT. Offsets
+ * therefore need to fit in 56 bits; llm_json_parse() rejects larger inputs. */
+#define OFFSET_BITS 56
+#define OFFSET_MASK ((UINT64_C(1) << OFFSET_BITS) - 1)
+#define TYPE_SHIFT 56
+#define FLAGS_SHIFT 60
 
 enum {
-    NUMBER_IS_INT64 = 1  /* u.number.integer holds the exact value */
+    /* The number is an exact int64 stored in u.integer; its double is
+     * (double)u.integer, which is the correctly rounded value of the same
+     * exact integer, i.e. what strtod would give. Storing one or the other
+     * keeps numbers at 8 bytes. */
+    NUMBER_IS_INT64 = 1,
+    /* With NUMBER_IS_INT64 and u.integer == 0: the text was "-0". */
+    NUMBER_NEGATIVE_ZERO = 2
 };
 
 struct llm_json {
-    unsigned char type;   /* llm_json_type */
-    unsigned char flags;  /* NUMBER_IS_INT64 for numbers */
-    size_t offset;        /* byte offset of the first character in the source */
+    uint64_t header;  /* source offset, type and flags, see above */
     union {
-        struct {
-            double value;
-            int64_t integer;  /* valid only with NUMBER_IS_INT64 */
-        } number;
+        double number;    /* numbers without NUMBER_IS_INT64 */
+        int64_t integer;  /* numbers with NUMBER_IS_INT64 */
         struct {
             const char *data;  /* NUL-terminated, may contain NULs */
             size_t len;
@@ -64,19 +81,38 @@ struct llm_json {
             size_t count;
         } array;
         struct {
-            llm_json_member *members;  /* in document order */
+            object_body *body;  /* NULL when count == 0 */
             size_t count;
-            /* Member indices sorted by (key, position); NULL for small objects. */
-            const uint32_t *sorted_index;
         } object;
     } u;
 };
 
-struct llm_json_member {
-    const char *key;  /* decoded, NUL-terminated, may contain NULs */
-    size_t key_len;
-    llm_json value;
+/* Keep nodes small: see the file comment. */
+_Static_assert(sizeof(llm_json) <= 24, "llm_json grew beyond 24 bytes");
+
+/* Members of an object, in document order: keys[i] names values[i]. */
+struct object_body {
+    const json_key *keys;
+    /* Member indices sorted by (key, position); NULL for small objects. */
+    const uint32_t *sorted_index;
+    llm_json values[];
 };
+
+static llm_json_type node_type(const llm_json *v)
+{
+    return (llm_json_type)((v->header >> TYPE_SHIFT) & 0xF);
+}
+
+static unsigned node_flags(const llm_json *v)
+{
+    return (unsigned)(v->header >> FLAGS_SHIFT);
+}
+
+static void node_set_type(llm_json *v, llm_json_type type, unsigned flags)
+{
+    v->header = (v->header & OFFSET_MASK) | ((uint64_t)type << TYPE_SHIFT) |
+                ((uint64_t)flags << FLAGS_SHIFT);
+}
 
 /* Arena: a list of blocks that only grows and is freed all at once. Parsed
  * documents are immutable, so per-node frees would be pure overhead. */
@@ -257,7 +293,8 @@ static int hex_digit_value(unsigned char c)
     return -1;
 }
 
-/* Value of 4 hex digits at s[0..4) if all are below limit, else -1. */
+/* Value of the 4 hex digits s[pos..pos+4), or -1 if they are not all hex
+ * digits or would extend past limit (the string's closing quote). */
 static long parse_hex4(const unsigned char *s, size_t pos, size_t limit)
 {
     if (pos > limit || limit - pos < 4) {
@@ -303,9 +340,10 @@ static size_t encode_utf8(unsigned long cp, char *out)
 /* ------------------------------------------------------------------------ */
 
 typedef struct {
-    unsigned char type;  /* LLM_JSON_ARRAY or LLM_JSON_OBJECT */
-    size_t slot;         /* slot that receives the finished container */
-    size_t first_child;  /* first slot holding one of its children */
+    llm_json_type type;  /* LLM_JSON_ARRAY or LLM_JSON_OBJECT */
+    size_t slot;         /* value slot that receives the finished container */
+    size_t first_child;  /* first value slot holding one of its children */
+    size_t first_key;    /* objects: first key slot of its members */
 } open_container;
 
 typedef struct {
@@ -315,9 +353,13 @@ typedef struct {
     size_t max_depth;
     arena *arena;
 
-    llm_json_member *slots;  /* values being built, see the file comment */
-    size_t slot_count;
-    size_t slot_cap;
+    /* Scratch stacks of the values and keys of open containers. */
+    llm_json *values;
+    size_t value_count;
+    size_t value_cap;
+    json_key *keys;
+    size_t key_count;
+    size_t key_cap;
 
     open_container *stack;
     size_t depth;
@@ -365,25 +407,52 @@ static void skip_whitespace(parser *p)
     p->pos = pos;
 }
 
-static int push_slot(parser *p, const char *key, size_t key_len, size_t *slot_out)
+/* Grows a scratch stack (*items, holding *cap elements of elem_size) so
+ * that it has room for one more element. */
+static int grow_stack(parser *p, void **items, size_t *cap, size_t elem_size)
 {
-    if (p->slot_count == p->slot_cap) {
-        size_t new_cap = p->slot_cap ? p->slot_cap * 2 : 64;
-        if (new_cap > SIZE_MAX / sizeof(llm_json_member)) {
-            return fail_out_of_memory(p);
-        }
-        llm_json_member *grown = realloc(p->slots, new_cap * sizeof(llm_json_member));
-        if (grown == NULL) {
-            return fail_out_of_memory(p);
-        }
-        p->slots = grown;
-        p->slot_cap = new_cap;
+    size_t new_cap = *cap ? *cap * 2 : 64;
+    if (new_cap > SIZE_MAX / elem_size) {
+        return fail_out_of_memory(p);
     }
-    llm_json_member *slot = &p->slots[p->slot_count];
+    void *grown = realloc(*items, new_cap * elem_size);
+    if (grown == NULL) {
+        return fail_out_of_memory(p);
+    }
+    *items = grown;
+    *cap = new_cap;
+    return 0;
+}
+
+/* Reserves the value slot for the next value; its header starts as the
+ * current position (type null) until the value is parsed. */
+static int push_value(parser *p, size_t *slot_out)
+{
+    if (p->value_count == p->value_cap) {
+        void *items = p->values;
+        if (grow_stack(p, &items, &p->value_cap, sizeof(llm_json)) != 0) {
+            return -1;
+        }
+        p->values = items;
+    }
+    llm_json *slot = &p->values[p->value_count];
     memset(slot, 0, sizeof *slot);
-    slot->key = key;
-    slot->key_len = key_len;
-    *slot_out = p->slot_count++;
+    *slot_out = p->value_count++;
+    return 0;
+}
+
+static int push_key(parser *p, const char *data, size_t len)
+{
+    if (p->key_count == p->key_cap) {
+        void *items = p->keys;
+        if (grow_stack(p, &items, &p->key_cap, sizeof(json_key)) != 0) {
+            return -1;
+        }
+        p->keys = items;
+    }
+    p->keys[p->key_count].data = data;
+    p->keys[p->key_count].len = len;
+    p->key_count++;
     return 0;
 }
 
@@ -403,9 +472,9 @@ static int compare_keys(const char *a, size_t a_len, const char *b, size_t b_len
     return (a_len > b_len) - (a_len < b_len);
 }
 
-static int compare_members(const llm_json_member *members, uint32_t a, uint32_t b)
+static int compare_members(const json_key *keys, uint32_t a, uint32_t b)
 {
-    return compare_keys(members[a].key, members[a].key_len, members[b].key, members[b].key_len);
+    return compare_keys(keys[a].data, keys[a].len, keys[b].data, keys[b].len);
 }
 
 /*
@@ -421,7 +490,7 @@ static int compare_members(const llm_json_member *members, uint32_t a, uint32_t 
  * lookups are ~15 key comparisons for 20k members. Headers written with
  * sorted keys (common) are detected in O(n) and need no sorting at all.
  */
-static uint32_t *build_object_index(parser *p, const llm_json_member *members, size_t count)
+static uint32_t *build_object_index(parser *p, const json_key *keys, size_t count)
 {
     uint32_t *index = arena_alloc(p->arena, count * sizeof(uint32_t), sizeof(uint32_t));
     if (index == NULL) {
@@ -430,7 +499,7 @@ static uint32_t *build_object_index(parser *p, const llm_json_member *members, s
     bool already_sorted = true;
     for (size_t i = 0; i < count; i++) {
         index[i] = (uint32_t)i;
-        if (i > 0 && already_sorted && compare_members(members, (uint32_t)(i - 1), (uint32_t)i) > 0) {
+        if (i > 0 && already_sorted && compare_members(keys, (uint32_t)(i - 1), (uint32_t)i) > 0) {
             already_sorted = false;
         }
     }
@@ -454,7 +523,7 @@ static uint32_t *build_object_index(parser *p, const llm_json_member *members, s
             size_t out = lo;
             while (left < mid && right < hi) {
                 /* <= keeps equal keys in document order (stability). */
-                if (compare_members(members, src[left], src[right]) <= 0) {
+                if (compare_members(keys, src[left], src[right]) <= 0) {
                     dst[out++] = src[left++];
                 } else {
                     dst[out++] = src[right++];
@@ -482,7 +551,7 @@ static uint32_t *build_object_index(parser *p, const llm_json_member *members, s
 /* Containers                                                               */
 /* ------------------------------------------------------------------------ */
 
-static int open_container_at(parser *p, unsigned char type, size_t slot)
+static int open_container_at(parser *p, llm_json_type type, size_t slot)
 {
     if (p->depth >= p->max_depth) {
         return fail(p, p->pos, "nesting too deep: more than %zu levels of arrays/objects",
@@ -503,20 +572,21 @@ static int open_container_at(parser *p, unsigned char type, size_t slot)
     open_container *frame = &p->stack[p->depth++];
     frame->type = type;
     frame->slot = slot;
-    frame->first_child = p->slot_count;
-    p->slots[slot].value.type = type;
+    frame->first_child = p->value_count;
+    frame->first_key = p->key_count;
+    node_set_type(&p->values[slot], type, 0);
     p->pos++;  /* past '[' or '{' */
     return 0;
 }
 
-/* Moves the children of the innermost open container from the scratch slots
- * into the arena and stores the finished container in its slot. */
+/* Moves the children of the innermost open container from the scratch
+ * stacks into the arena and stores the finished container in its slot. */
 static int close_container(parser *p)
 {
     open_container frame = p->stack[--p->depth];
-    size_t count = p->slot_count - frame.first_child;
-    const llm_json_member *children = p->slots + frame.first_child;
-    llm_json *node = &p->slots[frame.slot].value;
+    size_t count = p->value_count - frame.first_child;
+    const llm_json *children = p->values + frame.first_child;
+    llm_json *node = &p->values[frame.slot];
 
     if (frame.type == LLM_JSON_ARRAY) {
         llm_json *items = NULL;
@@ -528,39 +598,41 @@ static int close_container(parser *p)
             if (items == NULL) {
                 return fail_out_of_memory(p);
             }
-            for (size_t i = 0; i < count; i++) {
-                items[i] = children[i].value;
-            }
+            memcpy(items, children, count * sizeof(llm_json));
         }
         node->u.array.items = items;
         node->u.array.count = count;
     } else {
-        llm_json_member *members = NULL;
-        const uint32_t *sorted_index = NULL;
+        object_body *body = NULL;
         if (count > 0) {
-            if (count > SIZE_MAX / sizeof(llm_json_member)) {
+            if (count > (SIZE_MAX - sizeof(object_body)) / sizeof(llm_json) ||
+                count > SIZE_MAX / sizeof(json_key)) {
                 return fail_out_of_memory(p);
             }
-            members = arena_alloc(p->arena, count * sizeof(llm_json_member),
-                                  _Alignof(llm_json_member));
-            if (members == NULL) {
+            body = arena_alloc(p->arena, sizeof(object_body) + count * sizeof(llm_json),
+                               _Alignof(object_body));
+            json_key *keys = arena_alloc(p->arena, count * sizeof(json_key), _Alignof(json_key));
+            if (body == NULL || keys == NULL) {
                 return fail_out_of_memory(p);
             }
-            memcpy(members, children, count * sizeof(llm_json_member));
+            memcpy(body->values, children, count * sizeof(llm_json));
+            memcpy(keys, p->keys + frame.first_key, count * sizeof(json_key));
+            body->keys = keys;
+            body->sorted_index = NULL;
             /* Beyond UINT32_MAX members the index type cannot address them;
              * such objects (hundreds of GB) fall back to linear search. */
             if (count > OBJECT_INDEX_MIN_MEMBERS && count <= UINT32_MAX) {
-                sorted_index = build_object_index(p, members, count);
-                if (sorted_index == NULL) {
+                body->sorted_index = build_object_index(p, keys, count);
+                if (body->sorted_index == NULL) {
                     return fail_out_of_memory(p);
                 }
             }
         }
-        node->u.object.members = members;
+        node->u.object.body = body;
         node->u.object.count = count;
-        node->u.object.sorted_index = sorted_index;
+        p->key_count = frame.first_key;
     }
-    p->slot_count = frame.first_child;
+    p->value_count = frame.first_child;
     return 0;
 }
 
@@ -874,7 +946,6 @@ static int parse_number(parser *p, llm_json *node)
         }
     }
     p->pos = i;
-    node->type = LLM_JSON_NUMBER;
 
     size_t int_digits = int_end - int_start;
     size_t frac_digits = frac_end - frac_start;
@@ -886,11 +957,10 @@ static int parse_number(parser *p, llm_json *node)
         for (size_t k = int_start; k < int_end; k++) {
             magnitude = magnitude * 10 + (text[k] - '0');
         }
-        int64_t value = negative ? -magnitude : magnitude;
-        node->flags = NUMBER_IS_INT64;
-        node->u.number.integer = value;
         /* "-0" must stay a negative zero as a double. */
-        node->u.number.value = (negative && magnitude == 0) ? -0.0 : (double)value;
+        unsigned flags = NUMBER_IS_INT64 | (negative && magnitude == 0 ? NUMBER_NEGATIVE_ZERO : 0);
+        node_set_type(node, LLM_JSON_NUMBER, flags);
+        node->u.integer = negative ? -magnitude : magnitude;
         return 0;
     }
 
@@ -928,14 +998,15 @@ static int parse_number(parser *p, llm_json *node)
     int64_t integer;
     if (!dropped_nonzero &&
         exact_int64(digits, digit_count, decimal_exponent, negative, &integer)) {
-        node->flags = NUMBER_IS_INT64;
-        node->u.number.integer = integer;
+        unsigned flags = NUMBER_IS_INT64 | (negative && integer == 0 ? NUMBER_NEGATIVE_ZERO : 0);
+        node_set_type(node, LLM_JSON_NUMBER, flags);
+        node->u.integer = integer;
+        return 0;
     }
 
+    /* digit_count > 0 here: zero is an exact integer, handled above. */
     double value;
-    if (digit_count == 0) {
-        value = 0.0;
-    } else if (digit_count <= 15 && decimal_exponent >= -22 && decimal_exponent <= 22) {
+    if (digit_count <= 15 && decimal_exponent >= -22 && decimal_exponent <= 22) {
         /* Both the digits (< 10^15 < 2^53) and the power of ten are exact
          * doubles, so one multiplication/division rounds correctly. */
         double mantissa = 0.0;
@@ -964,7 +1035,8 @@ static int parse_number(parser *p, llm_json *node)
     if (isinf(value)) {
         return fail(p, start, "number out of range (too large for a double)");
     }
-    node->u.number.value = negative ? -value : value;
+    node_set_type(node, LLM_JSON_NUMBER, 0);
+    node->u.number = negative ? -value : value;
     return 0;
 }
 
@@ -985,7 +1057,7 @@ static int parse_literal(parser *p, llm_json *node, const char *word, llm_json_t
         }
     }
     p->pos += word_len;
-    node->type = (unsigned char)type;
+    node_set_type(node, type, 0);
     return 0;
 }
 
@@ -1028,15 +1100,15 @@ static int parse_value_start(parser *p, size_t slot, bool after_comma)
         return fail(p, p->pos, "unexpected end of input: expected a value");
     }
     unsigned char c = p->text[p->pos];
-    llm_json *node = &p->slots[slot].value;
-    node->offset = p->pos;
+    llm_json *node = &p->values[slot];
+    node->header = (uint64_t)p->pos;  /* type bits filled in below */
     switch (c) {
     case '{':
         return open_container_at(p, LLM_JSON_OBJECT, slot);
     case '[':
         return open_container_at(p, LLM_JSON_ARRAY, slot);
     case '"':
-        node->type = LLM_JSON_STRING;
+        node_set_type(node, LLM_JSON_STRING, 0);
         return parse_string(p, &node->u.string.data, &node->u.string.len);
     case 't':
         return parse_literal(p, node, "true", LLM_JSON_TRUE);
@@ -1058,12 +1130,13 @@ static void describe_open_container(const parser *p, char *out, size_t out_cap)
     const open_container *frame = &p->stack[p->depth - 1];
     int line = 0;
     int col = 0;
-    llm_json_line_col((const char *)p->text, p->len, p->slots[frame->slot].value.offset, &line, &col);
+    llm_json_line_col((const char *)p->text, p->len, llm_json_offset(&p->values[frame->slot]), &line,
+                      &col);
     snprintf(out, out_cap, "%s opened at line %d, column %d",
              frame->type == LLM_JSON_ARRAY ? "array" : "object", line, col);
 }
 
-/* Parses `"key" :` and pushes the slot for the member's value. */
+/* Parses `"key" :`, pushes the key and the slot for the member's value. */
 static int parse_member_key(parser *p, bool after_comma, size_t *slot_out)
 {
     char buf[16];
@@ -1101,7 +1174,10 @@ static int parse_member_key(parser *p, bool after_comma, size_t *slot_out)
                     describe_byte(p->text[p->pos], buf));
     }
     p->pos++;
-    return push_slot(p, key, key_len, slot_out);
+    if (push_key(p, key, key_len) != 0) {
+        return -1;
+    }
+    return push_value(p, slot_out);
 }
 
 /*
@@ -1126,7 +1202,7 @@ static int after_value(parser *p, size_t *slot_out)
         if (c == ',') {
             p->pos++;
             if (is_array) {
-                return push_slot(p, NULL, 0, slot_out);
+                return push_value(p, slot_out);
             }
             return parse_member_key(p, true, slot_out);
         }
@@ -1156,7 +1232,7 @@ static int parse_document(parser *p)
                                            : "only whitespace: expected a JSON value");
     }
     size_t slot;
-    if (push_slot(p, NULL, 0, &slot) != 0) {  /* slot 0 receives the root */
+    if (push_value(p, &slot) != 0) {  /* slot 0 receives the root */
         return -1;
     }
     bool after_comma = false;
@@ -1165,10 +1241,10 @@ static int parse_document(parser *p)
             return -1;
         }
         int status;
-        if (p->slots[slot].value.type == LLM_JSON_ARRAY ||
-            p->slots[slot].value.type == LLM_JSON_OBJECT) {
+        llm_json_type type = node_type(&p->values[slot]);
+        if (type == LLM_JSON_ARRAY || type == LLM_JSON_OBJECT) {
             /* Just opened a container: empty, or its first child follows. */
-            bool is_array = p->slots[slot].value.type == LLM_JSON_ARRAY;
+            bool is_array = type == LLM_JSON_ARRAY;
             skip_whitespace(p);
             if (p->pos < p->len && p->text[p->pos] == (is_array ? ']' : '}')) {
                 p->pos++;
@@ -1178,7 +1254,7 @@ static int parse_document(parser *p)
                 status = after_value(p, &slot);
                 after_comma = status == 0 && innermost_is_array(p);
             } else if (is_array) {
-                status = push_slot(p, NULL, 0, &slot);
+                status = push_value(p, &slot);
                 after_comma = false;
             } else {
                 status = parse_member_key(p, false, &slot);
@@ -1244,6 +1320,12 @@ int llm_json_parse_ex(const char *text, size_t len, const llm_json_parse_options
         }
         text = "";  /* avoid arithmetic on a null pointer below */
     }
+    if ((uint64_t)len > OFFSET_MASK) {  /* offsets must fit the node header */
+        if (err != NULL && err_cap > 0) {
+            snprintf(err, err_cap, "input too large (%zu bytes)", len);
+        }
+        return -1;
+    }
 
     llm_json_doc *doc = calloc(1, sizeof *doc);
     if (doc == NULL) {
@@ -1260,9 +1342,10 @@ int llm_json_parse_ex(const char *text, size_t len, const llm_json_parse_options
 
     int rc = parse_document(&p);
     if (rc == 0) {
-        doc->root = p.slots[0].value;
+        doc->root = p.values[0];
     }
-    free(p.slots);
+    free(p.values);
+    free(p.keys);
     free(p.stack);
     if (rc != 0) {
         write_error(err, err_cap, text, len, p.error_pos, p.error_message);
@@ -1294,7 +1377,7 @@ const llm_json *llm_json_root(const llm_json_doc *doc)
 
 llm_json_type llm_json_type_of(const llm_json *v)
 {
-    return v != NULL ? (llm_json_type)v->type : LLM_JSON_INVALID;
+    return v != NULL ? node_type(v) : LLM_JSON_INVALID;
 }
 
 const char *llm_json_type_name(llm_json_type type)
@@ -1314,7 +1397,7 @@ const char *llm_json_type_name(llm_json_type type)
 
 size_t llm_json_offset(const llm_json *v)
 {
-    return v != NULL ? v->offset : 0;
+    return v != NULL ? (size_t)(v->header & OFFSET_MASK) : 0;
 }
 
 int llm_json_line_col(const char *text, size_t len, size_t offset, int *line, int *col)
@@ -1352,32 +1435,32 @@ int llm_json_line_col(const char *text, size_t len, size_t offset, int *line, in
 
 int llm_json_is_null(const llm_json *v)
 {
-    return v != NULL && v->type == LLM_JSON_NULL;
+    return v != NULL && node_type(v) == LLM_JSON_NULL;
 }
 
 int llm_json_is_bool(const llm_json *v)
 {
-    return v != NULL && (v->type == LLM_JSON_TRUE || v->type == LLM_JSON_FALSE);
+    return v != NULL && (node_type(v) == LLM_JSON_TRUE || node_type(v) == LLM_JSON_FALSE);
 }
 
 int llm_json_is_number(const llm_json *v)
 {
-    return v != NULL && v->type == LLM_JSON_NUMBER;
+    return v != NULL && node_type(v) == LLM_JSON_NUMBER;
 }
 
 int llm_json_is_string(const llm_json *v)
 {
-    return v != NULL && v->type == LLM_JSON_STRING;
+    return v != NULL && node_type(v) == LLM_JSON_STRING;
 }
 
 int llm_json_is_array(const llm_json *v)
 {
-    return v != NULL && v->type == LLM_JSON_ARRAY;
+    return v != NULL && node_type(v) == LLM_JSON_ARRAY;
 }
 
 int llm_json_is_object(const llm_json *v)
 {
-    return v != NULL && v->type == LLM_JSON_OBJECT;
+    return v != NULL && node_type(v) == LLM_JSON_OBJECT;
 }
 
 size_t llm_json_count(const llm_json *v)
@@ -1385,10 +1468,10 @@ size_t llm_json_count(const llm_json *v)
     if (v == NULL) {
         return 0;
     }
-    if (v->type == LLM_JSON_ARRAY) {
+    if (node_type(v) == LLM_JSON_ARRAY) {
         return v->u.array.count;
     }
-    if (v->type == LLM_JSON_OBJECT) {
+    if (node_type(v) == LLM_JSON_OBJECT) {
         return v->u.object.count;
     }
     return 0;
@@ -1396,17 +1479,21 @@ size_t llm_json_count(const llm_json *v)
 
 const llm_json *llm_json_get_n(const llm_json *obj, const char *key, size_t key_len)
 {
-    if (obj == NULL || obj->type != LLM_JSON_OBJECT || (key == NULL && key_len > 0)) {
+    if (obj == NULL || node_type(obj) != LLM_JSON_OBJECT || (key == NULL && key_len > 0)) {
         return NULL;
     }
-    const llm_json_member *members = obj->u.object.members;
+    const object_body *body = obj->u.object.body;
     size_t count = obj->u.object.count;
-    const uint32_t *sorted = obj->u.object.sorted_index;
+    if (count == 0) {
+        return NULL;
+    }
+    const json_key *keys = body->keys;
+    const uint32_t *sorted = body->sorted_index;
     if (sorted == NULL) {
         /* Backwards, so the last duplicate wins. */
         for (size_t i = count; i-- > 0;) {
-            if (compare_keys(members[i].key, members[i].key_len, key, key_len) == 0) {
-                return &members[i].value;
+            if (compare_keys(keys[i].data, keys[i].len, key, key_len) == 0) {
+                return &body->values[i];
             }
         }
         return NULL;
@@ -1417,8 +1504,8 @@ const llm_json *llm_json_get_n(const llm_json *obj, const char *key, size_t key_
     size_t hi = count;
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
-        const llm_json_member *m = &members[sorted[mid]];
-        if (compare_keys(m->key, m->key_len, key, key_len) <= 0) {
+        const json_key *k = &keys[sorted[mid]];
+        if (compare_keys(k->data, k->len, key, key_len) <= 0) {
             lo = mid + 1;
         } else {
             hi = mid;
@@ -1427,11 +1514,11 @@ const llm_json *llm_json_get_n(const llm_json *obj, const char *key, size_t key_
     if (lo == 0) {
         return NULL;
     }
-    const llm_json_member *candidate = &members[sorted[lo - 1]];
-    if (compare_keys(candidate->key, candidate->key_len, key, key_len) != 0) {
+    uint32_t candidate = sorted[lo - 1];
+    if (compare_keys(keys[candidate].data, keys[candidate].len, key, key_len) != 0) {
         return NULL;
     }
-    return &candidate->value;
+    return &body->values[candidate];
 }
 
 const llm_json *llm_json_get(const llm_json *obj, const char *key)
@@ -1447,14 +1534,14 @@ const char *llm_json_key_at(const llm_json *obj, size_t i, size_t *key_len)
     if (key_len != NULL) {
         *key_len = 0;
     }
-    if (obj == NULL || obj->type != LLM_JSON_OBJECT || i >= obj->u.object.count) {
+    if (obj == NULL || node_type(obj) != LLM_JSON_OBJECT || i >= obj->u.object.count) {
         return NULL;
     }
-    const llm_json_member *m = &obj->u.object.members[i];
+    const json_key *k = &obj->u.object.body->keys[i];
     if (key_len != NULL) {
-        *key_len = m->key_len;
+        *key_len = k->len;
     }
-    return m->key;
+    return k->data;
 }
 
 const llm_json *llm_json_value_at(const llm_json *obj_or_array, size_t i)
@@ -1462,37 +1549,40 @@ const llm_json *llm_json_value_at(const llm_json *obj_or_array, size_t i)
     if (obj_or_array == NULL) {
         return NULL;
     }
-    if (obj_or_array->type == LLM_JSON_ARRAY && i < obj_or_array->u.array.count) {
+    if (node_type(obj_or_array) == LLM_JSON_ARRAY && i < obj_or_array->u.array.count) {
         return &obj_or_array->u.array.items[i];
     }
-    if (obj_or_array->type == LLM_JSON_OBJECT && i < obj_or_array->u.object.count) {
-        return &obj_or_array->u.object.members[i].value;
+    if (node_type(obj_or_array) == LLM_JSON_OBJECT && i < obj_or_array->u.object.count) {
+        return &obj_or_array->u.object.body->values[i];
     }
     return NULL;
 }
 
 double llm_json_number(const llm_json *v)
 {
-    if (v == NULL || v->type != LLM_JSON_NUMBER) {
+    if (v == NULL || node_type(v) != LLM_JSON_NUMBER) {
         return (double)NAN;
     }
-    return v->u.number.value;
+    if (node_flags(v) & NUMBER_IS_INT64) {
+        return (node_flags(v) & NUMBER_NEGATIVE_ZERO) ? -0.0 : (double)v->u.integer;
+    }
+    return v->u.number;
 }
 
 int llm_json_int64(const llm_json *v, int64_t *out)
 {
-    if (v == NULL || v->type != LLM_JSON_NUMBER || !(v->flags & NUMBER_IS_INT64)) {
+    if (v == NULL || node_type(v) != LLM_JSON_NUMBER || !(node_flags(v) & NUMBER_IS_INT64)) {
         return -1;
     }
     if (out != NULL) {
-        *out = v->u.number.integer;
+        *out = v->u.integer;
     }
     return 0;
 }
 
 const char *llm_json_string(const llm_json *v, size_t *len)
 {
-    if (v == NULL || v->type != LLM_JSON_STRING) {
+    if (v == NULL || node_type(v) != LLM_JSON_STRING) {
         if (len != NULL) {
             *len = 0;
         }
@@ -1506,11 +1596,11 @@ const char *llm_json_string(const llm_json *v, size_t *len)
 
 int llm_json_bool(const llm_json *v, int *out)
 {
-    if (v == NULL || (v->type != LLM_JSON_TRUE && v->type != LLM_JSON_FALSE)) {
+    if (v == NULL || (node_type(v) != LLM_JSON_TRUE && node_type(v) != LLM_JSON_FALSE)) {
         return -1;
     }
     if (out != NULL) {
-        *out = v->type == LLM_JSON_TRUE;
+        *out = node_type(v) == LLM_JSON_TRUE;
     }
     return 0;
 }

@@ -17,7 +17,7 @@
  * until llm_json_doc_free(). The source text is not referenced after
  * llm_json_parse() returns and may be freed right away.
  *
- * A parsed document is never modified (object hash indexes are built
+ * A parsed document is never modified (object lookup indexes are built
  * during parsing, not lazily), so one document may be read from several
  * threads at once without locking.
  *
@@ -60,8 +60,8 @@ typedef struct {
 } llm_json_parse_options;
 
 /*
- * Parses text[0..len) (need not be NUL-terminated; embedded NUL bytes are
- * errors like any other stray byte outside strings).
+ * Parses text[0..len) (need not be NUL-terminated; a raw NUL byte anywhere
+ * is an error, while "\u0000" inside a string is fine).
  * On success stores a new document in *out and returns 0; free it with
  * llm_json_doc_free(). On failure returns -1, sets *out to NULL and, if
  * err != NULL and err_cap > 0, writes a NUL-terminated (possibly truncated)
@@ -115,8 +115,9 @@ size_t llm_json_count(const llm_json *v);
 
 /* Member of obj named key (a NUL-terminated UTF-8 string). NULL if obj is not
  * an object or has no such member. With duplicate keys the last one wins
- * (like Python's json module). Objects with more than 16 members have a hash
- * index, so lookups stay O(1) for e.g. a 10k-tensor safetensors header. */
+ * (like Python's json module). Objects with more than 16 members get a
+ * sorted index at parse time, so lookups cost O(log n) key comparisons
+ * (about 15 for a 20k-tensor safetensors header) whatever the input. */
 const llm_json *llm_json_get(const llm_json *obj, const char *key);
 
 /* Same with an explicit key length, for keys that may contain NUL bytes. */

@@ -36,7 +36,6 @@ struct llm_engine {
     int32_t *new_blocks;  /* [n_seq_max]: blocks taken by the call in flight, for rollback */
     uint8_t *mark;        /* [n_seq_max] */
     uint64_t scratch_bytes, kv_bytes, footprint;
-    int rope_offset; /* test only */
     llm_error err;
 };
 
@@ -302,7 +301,7 @@ int32_t llm_engine_debug_seq_blocks(const llm_engine *e, llm_seq_id id) {
     return s ? s->n_blocks : -1;
 }
 
-void llm_engine_debug_set_rope_offset(llm_engine *e, int offset) { e->rope_offset = offset; }
+void llm_engine_debug_set_query_rope_offset(llm_engine *e, int offset) { e->fwd.debug_q_position_offset = offset; }
 
 /* Grows s's block table to cover n_tokens positions. Returns 0, or -1 if the pool ran dry (any
  * blocks taken are given back). */
@@ -359,7 +358,7 @@ llm_status llm_prefill(llm_engine *e, llm_seq_id id, const int32_t *tokens, size
     for (size_t done = 0; done < n_tokens;) {
         const int32_t n = (int32_t)(n_tokens - done < (size_t)T_max ? n_tokens - done : (size_t)T_max);
         const int32_t n_past = s->n_tokens + (int32_t)done;
-        for (int32_t i = 0; i < n; i++) e->positions[i] = n_past + i + e->rope_offset;
+        for (int32_t i = 0; i < n; i++) e->positions[i] = n_past + i;
         llm_batch_seq bs = {0, n, n_past, s->blocks};
         llm_batch b = {n, tokens + done, e->positions, 1, &bs};
         int32_t n_rows = 0;
@@ -444,7 +443,7 @@ llm_status llm_decode(llm_engine *e, const llm_seq_id *ids, const int32_t *token
         const int32_t n = (int32_t)(n_seqs - done < T_max ? n_seqs - done : T_max);
         for (int32_t i = 0; i < n; i++) {
             seq_slot *s = find_seq(e, ids[done + (size_t)i]);
-            e->positions[i] = s->n_tokens + e->rope_offset;
+            e->positions[i] = s->n_tokens;
             e->bseqs[i] = (llm_batch_seq){i, 1, s->n_tokens, s->blocks};
             e->logit_rows[i] = i;
         }

@@ -4,9 +4,11 @@
 
 #include "llamac.h"
 
-/* TEST ONLY: adds `offset` to every RoPE position (not to KV slots). A parity test must fail with
- * offset 1; that is how we know the parity test can fail. */
-void llm_engine_debug_set_rope_offset(llm_engine *engine, int offset);
+/* TEST ONLY: rotates every query at position pos + offset while keys stay at pos — the classic
+ * off-by-one between query and key positions. A parity test must fail with offset 1; that is how we
+ * know it can fail. (Shifting queries and keys alike would be invisible: RoPE scores depend only on
+ * the distance between positions.) */
+void llm_engine_debug_set_query_rope_offset(llm_engine *engine, int offset);
 
 /* Blocks currently in a sequence's table (-1 for an unknown id). */
 int32_t llm_engine_debug_seq_blocks(const llm_engine *engine, llm_seq_id seq);

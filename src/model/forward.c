@@ -24,7 +24,7 @@ size_t llm_forward_arena_bytes(const llm_hparams *hp, int32_t max_tokens, int32_
     const size_t T = (size_t)max_tokens, D = (size_t)hp->n_embd, QD = (size_t)hp->n_head * hp->head_dim,
                  KVD = (size_t)hp->n_head_kv * hp->head_dim, F = (size_t)hp->n_ff, half = (size_t)hp->head_dim / 2;
     return 2 * buf_bytes(T * D) + 2 * buf_bytes(T * QD) + 2 * buf_bytes(T * KVD) + 2 * buf_bytes(T * F) +
-           2 * buf_bytes(T * half) + buf_bytes((size_t)logits_chunk * (size_t)hp->n_vocab);
+           4 * buf_bytes(T * half) + buf_bytes((size_t)logits_chunk * (size_t)hp->n_vocab);
 }
 
 llm_status llm_forward_init(llm_forward *f, const llm_hparams *hp, const llm_weights *w, llm_backend *be,
@@ -38,10 +38,11 @@ llm_status llm_forward_init(llm_forward *f, const llm_hparams *hp, const llm_wei
     f->logits_chunk = logits_chunk;
     const size_t half = (size_t)hp->head_dim / 2;
     f->inv_freq = malloc(half * sizeof *f->inv_freq);
+    f->q_positions = malloc((size_t)max_tokens * sizeof *f->q_positions);
     double *inv = malloc(half * sizeof *inv);
     f->arena_bytes = llm_forward_arena_bytes(hp, max_tokens, logits_chunk);
     f->arena = be->ops->alloc(be, f->arena_bytes);
-    if (!f->inv_freq || !inv || !f->arena) {
+    if (!f->inv_freq || !f->q_positions || !inv || !f->arena) {
         free(inv);
         llm_forward_release(f);
         return llm_fail(err, LLM_ERR_OUT_OF_MEMORY, "cannot allocate %zu bytes of activation memory", f->arena_bytes);
@@ -63,6 +64,8 @@ llm_status llm_forward_init(llm_forward *f, const llm_hparams *hp, const llm_wei
     f->up = llm_arena_alloc(&a, T * F * sizeof(float));
     f->rope_cos = llm_arena_alloc(&a, T * half * sizeof(float));
     f->rope_sin = llm_arena_alloc(&a, T * half * sizeof(float));
+    f->rope_cos_q = llm_arena_alloc(&a, T * half * sizeof(float));
+    f->rope_sin_q = llm_arena_alloc(&a, T * half * sizeof(float));
     f->logits = llm_arena_alloc(&a, (size_t)logits_chunk * (size_t)hp->n_vocab * sizeof(float));
     LLM_ASSERT(f->logits && "arena sized by llm_forward_arena_bytes");
     return LLM_OK;
@@ -71,12 +74,14 @@ llm_status llm_forward_init(llm_forward *f, const llm_hparams *hp, const llm_wei
 void llm_forward_release(llm_forward *f) {
     if (f->arena) f->be->ops->release(f->be, f->arena);
     free(f->inv_freq);
+    free(f->q_positions);
     memset(f, 0, sizeof *f);
 }
 
 static const llm_tensor *opt(const llm_tensor *t) { return t->data ? t : NULL; }
 
-static void layer_forward(llm_forward *f, const llm_layer_weights *L, int il, const llm_batch *b) {
+static void layer_forward(llm_forward *f, const llm_layer_weights *L, int il, const llm_batch *b, const float *cos_q,
+                          const float *sin_q) {
     const llm_hparams *hp = f->hp;
     llm_backend *be = f->be;
     const llm_backend_ops *op = be->ops;
@@ -94,7 +99,7 @@ static void layer_forward(llm_forward *f, const llm_layer_weights *L, int il, co
         op->rmsnorm(be, f->q, f->q, &L->q_norm, T * H, hd, eps);
         op->rmsnorm(be, f->k, f->k, &L->k_norm, T * KV, hd, eps);
     }
-    op->rope(be, f->q, T, H, hd, f->rope_cos, f->rope_sin);
+    op->rope(be, f->q, T, H, hd, cos_q, sin_q);
     op->rope(be, f->k, T, KV, hd, f->rope_cos, f->rope_sin);
     op->kv_write(be, &kv, f->k, f->v, b);
     op->attention(be, f->attn, f->q, &kv, b, H, (float)(1.0 / sqrt((double)hd))); /* attn[T][H*hd] */
@@ -120,7 +125,13 @@ llm_status llm_forward_run(llm_forward *f, const llm_batch *b, const int32_t *lo
 
     op->embed(be, f->x, &f->w->tok_embd, b->tokens, T);                                     /* x[T][D] */
     op->rope_table(be, f->rope_cos, f->rope_sin, b->positions, T, f->inv_freq, hp->head_dim / 2); /* [T][hd/2] */
-    for (int il = 0; il < hp->n_layer; il++) layer_forward(f, &f->w->layers[il], il, b);
+    const float *cos_q = f->rope_cos, *sin_q = f->rope_sin;
+    if (f->debug_q_position_offset) { /* test-only: a query/key position mismatch */
+        for (int t = 0; t < T; t++) f->q_positions[t] = b->positions[t] + f->debug_q_position_offset;
+        op->rope_table(be, f->rope_cos_q, f->rope_sin_q, f->q_positions, T, f->inv_freq, hp->head_dim / 2);
+        cos_q = f->rope_cos_q, sin_q = f->rope_sin_q;
+    }
+    for (int il = 0; il < hp->n_layer; il++) layer_forward(f, &f->w->layers[il], il, b, cos_q, sin_q);
 
     /* logits, a chunk of rows at a time: rows gathered, final-normed, projected, copied out */
     for (int32_t r0 = 0; r0 < n_logit_rows; r0 += f->logits_chunk) {

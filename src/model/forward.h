@@ -25,6 +25,9 @@ typedef struct llm_forward {
     float *attn;      /* [T][H*hd] */
     float *gate, *up; /* [T][F] */
     float *rope_cos, *rope_sin; /* [T][hd/2] */
+    float *rope_cos_q, *rope_sin_q; /* [T][hd/2] the query's table: rope_cos/sin unless the test switch is on */
+    int32_t *q_positions;       /* host [T], only for the test switch */
+    int debug_q_position_offset; /* TEST ONLY: rotate queries at pos + offset (keys at pos) */
     float *logits;    /* [logits_chunk][V] */
 } llm_forward;
 

@@ -1,0 +1,150 @@
+/* llama-cli inspect / eval on directories in the transformers-4 and transformers-5 config layouts,
+ * and its error paths: a non-zero exit and exactly one line on stderr. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+
+#include "test_util.h"
+
+static char tmpdir[512];
+
+/* Runs "llama-cli ARGS", capturing stdout/stderr. Returns the exit status. */
+static int run_cli(const char *args, char **out, char **err) {
+    const char *cli = getenv("LLAMAC_CLI");
+    char cmd[8192];
+    snprintf(cmd, sizeof cmd, "'%s' %s >'%s/out' 2>'%s/err'", cli ? cli : "llama-cli", args, tmpdir, tmpdir);
+    int rc = system(cmd);
+    char p[1024];
+    snprintf(p, sizeof p, "%s/out", tmpdir);
+    *out = tu_read_file(p, NULL);
+    snprintf(p, sizeof p, "%s/err", tmpdir);
+    *err = tu_read_file(p, NULL);
+    return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+}
+
+static int count_lines(const char *s) {
+    int n = 0;
+    for (; s && *s; s++) n += *s == '\n';
+    return n;
+}
+
+static void expect_error(const char *args, const char *fragment) {
+    char *out, *err;
+    int rc = run_cli(args, &out, &err);
+    TU_CHECK(rc != 0, "'%s' should fail", args);
+    TU_CHECK(err && count_lines(err) == 1 && strncmp(err, "llama-cli: error: ", 18) == 0,
+             "'%s': one error line expected, got: %s", args, err ? err : "(none)");
+    TU_CHECK(err && strstr(err, fragment), "'%s': error should mention '%s': %s", args, fragment, err ? err : "");
+    free(out);
+    free(err);
+}
+
+static void inspect(const char *fixture, const char *must1, const char *must2) {
+    char dir[1024], args[2048];
+    tu_fixture(fixture, dir, sizeof dir);
+    snprintf(args, sizeof args, "inspect --model '%s'", dir);
+    char *out, *err;
+    int rc = run_cli(args, &out, &err);
+    TU_CHECK(rc == 0, "inspect %s exit %d: %s", fixture, rc, err ? err : "");
+    TU_CHECK(out && strstr(out, must1), "inspect %s: missing '%s' in:\n%s", fixture, must1, out ? out : "");
+    TU_CHECK(out && strstr(out, must2), "inspect %s: missing '%s' in:\n%s", fixture, must2, out ? out : "");
+    TU_CHECK(out && strstr(out, "footprint"), "inspect %s: no footprint", fixture);
+    free(out);
+    free(err);
+}
+
+static void eval(const char *fixture) {
+    char dir[1024];
+    tu_fixture(fixture, dir, sizeof dir);
+    tu_reference ref;
+    if (tu_load_reference(dir, &ref) != 0) {
+        TU_CHECK(0, "reference of %s", fixture);
+        return;
+    }
+    char toks[4096] = "";
+    size_t pos = 0;
+    for (int i = 0; i < ref.n_tokens; i++) pos += (size_t)snprintf(toks + pos, sizeof toks - pos, "%s%d", i ? "," : "", ref.tokens[i]);
+    char args[8192], logits_path[1024];
+    snprintf(logits_path, sizeof logits_path, "%s/logits.f32", tmpdir);
+    snprintf(args, sizeof args, "eval --model '%s' --tokens %s --logits-out '%s' --threads 2", dir, toks, logits_path);
+    char *out, *err;
+    int rc = run_cli(args, &out, &err);
+    TU_CHECK(rc == 0, "eval %s exit %d: %s", fixture, rc, err ? err : "");
+    TU_CHECK(count_lines(out) == ref.n_tokens + 1, "eval %s: %d lines for %d tokens", fixture, count_lines(out),
+             ref.n_tokens);
+    /* every printed argmax equals the reference argmax of that position */
+    const char *line = out ? strchr(out, '\n') : NULL;
+    for (int t = 0; line && t < ref.n_tokens; t++) {
+        int p, tok, am;
+        if (sscanf(line + 1, "%d\t%d\t%d", &p, &tok, &am) != 3) {
+            TU_CHECK(0, "eval %s: unparsable line %d", fixture, t);
+            break;
+        }
+        const float *row = ref.logits + (size_t)t * ref.n_vocab;
+        int best = 0;
+        for (int v = 1; v < ref.n_vocab; v++)
+            if (row[v] > row[best]) best = v;
+        TU_CHECK(p == t && tok == ref.tokens[t] && am == best, "eval %s pos %d: argmax %d, HF %d", fixture, t, am, best);
+        line = strchr(line + 1, '\n');
+    }
+    size_t len = 0;
+    char *raw = tu_read_file(logits_path, &len);
+    TU_CHECK(raw && len == (size_t)ref.n_tokens * ref.n_vocab * 4, "logits file of %zu bytes", len);
+    if (raw && len == (size_t)ref.n_tokens * ref.n_vocab * 4) {
+        const float *ours = (const float *)raw;
+        double md = 0, mr = 0;
+        for (size_t i = 0; i < len / 4; i++) {
+            double d = fabs((double)ours[i] - ref.logits[i]);
+            if (!(d <= md)) md = isnan(d) ? INFINITY : d;
+            if (fabs(ref.logits[i]) > mr) mr = fabs(ref.logits[i]);
+        }
+        TU_CHECK(md <= 1e-4 * (mr > 1 ? mr : 1), "eval %s: logits file differs from HF by %.3g", fixture, md);
+    }
+    free(raw);
+    free(out);
+    free(err);
+    tu_free_reference(&ref);
+}
+
+int main(void) {
+    char *t = tu_make_temp_dir();
+    if (!t) return 1;
+    snprintf(tmpdir, sizeof tmpdir, "%s", t);
+    free(t);
+    /* transformers-4 layout (rope_theta, torch_dtype) and transformers-5 layout (rope_parameters, dtype) */
+    inspect("llama_f32", "LlamaForCausalLM", "GQA");
+    inspect("qwen3_bf16", "Qwen3ForCausalLM", "tied");
+    inspect("llama_bf16", "rope:             llama3", "BF16");
+    inspect("llama_mqa_sharded", "MQA", "2,3");
+    inspect("qwen2_f16", "F16", "qkv yes");
+    eval("llama_f32");  /* transformers-4 layout */
+    eval("qwen3_f32");  /* transformers-5 layout */
+    eval("llama_mqa_sharded");
+
+    char dir[1024], args[2048];
+    tu_fixture("llama_f32", dir, sizeof dir);
+    expect_error("inspect --model /nonexistent/model", "/nonexistent/model");
+    snprintf(args, sizeof args, "eval --model '%s' --tokens 1,x,3", dir);
+    expect_error(args, "'x'");
+    snprintf(args, sizeof args, "eval --model '%s' --tokens 1,99999", dir);
+    expect_error(args, "vocabulary");
+    snprintf(args, sizeof args, "eval --model '%s'", dir);
+    expect_error(args, "--tokens");
+    snprintf(args, sizeof args, "eval --model '%s' --tokens 1 --threads 0", dir);
+    expect_error(args, "--threads");
+    snprintf(args, sizeof args, "inspect --model '%s' --frobnicate", dir);
+    expect_error(args, "--frobnicate");
+    snprintf(args, sizeof args, "inspect --model '%s' --backend cuda", dir);
+    expect_error(args, "CUDA");
+    expect_error("no-such-command", "no-such-command");
+    char *out, *err;
+    TU_CHECK(run_cli("eval --help", &out, &err) == 0 && out && strstr(out, "--logits-out"), "eval --help");
+    free(out);
+    free(err);
+    TU_CHECK(run_cli("inspect --help", &out, &err) == 0 && out && strstr(out, "--model"), "inspect --help");
+    free(out);
+    free(err);
+    tu_remove_dir(tmpdir);
+    return tu_finish("test_cli");
+}

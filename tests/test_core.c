@@ -1,0 +1,124 @@
+/* Core building blocks: half-precision conversions, the string map, the thread pool, the KV block pool. */
+#include <math.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend/backend.h"
+#include "core/half.h"
+#include "core/strmap.h"
+#include "core/threadpool.h"
+#include "kv/kv_cache.h"
+#include "test_util.h"
+
+static void test_half(tu_rng *rng) {
+    /* exhaustive: every f16 and bf16 value widens and narrows back to itself (NaNs stay NaN) */
+    for (uint32_t h = 0; h < 65536; h++) {
+        float f = llm_f16_to_f32((uint16_t)h);
+        uint16_t back = llm_f32_to_f16(f);
+        if (isnan(f))
+            TU_CHECK(isnan(llm_f16_to_f32(back)), "f16 NaN 0x%04x", h);
+        else
+            TU_CHECK(back == h, "f16 0x%04x -> %g -> 0x%04x", h, f, back);
+        float g = llm_bf16_to_f32((uint16_t)h);
+        if (!isnan(g)) TU_CHECK(llm_f32_to_bf16(g) == h, "bf16 0x%04x round trip", h);
+    }
+    TU_CHECK(llm_f16_to_f32(0x3c00) == 1.0f && llm_f16_to_f32(0xc000) == -2.0f, "f16 constants");
+    TU_CHECK(llm_f16_to_f32(0x0001) == ldexpf(1.0f, -24), "smallest f16 subnormal");
+    TU_CHECK(llm_bf16_to_f32(0x3f80) == 1.0f, "bf16 one");
+    /* narrowing rounds to nearest: the result is never farther than half an ulp */
+    for (int i = 0; i < 100000; i++) {
+        float f = (float)((double)(tu_rng_next(rng) % 2000001) / 1000.0 - 1000.0);
+        float r = llm_f16_to_f32(llm_f32_to_f16(f));
+        float up = llm_f16_to_f32((uint16_t)(llm_f32_to_f16(f) + 1));
+        TU_CHECK(fabsf(r - f) <= fabsf(up - r) / 2 + 1e-12f || fabsf(f) > 1000, "f16 rounding of %g", f);
+    }
+}
+
+static void test_strmap(tu_rng *rng) {
+    llm_strmap m;
+    TU_CHECK(llm_strmap_init(&m, 4) == 0, "init");
+    enum { N = 5000 };
+    static char keys[N][24];
+    for (int i = 0; i < N; i++) {
+        snprintf(keys[i], sizeof keys[i], "k%d.%llu", i, (unsigned long long)(tu_rng_next(rng) % 1000));
+        TU_CHECK(llm_strmap_put(&m, keys[i], i) == -1, "new key %s", keys[i]);
+    }
+    for (int i = 0; i < N; i++) TU_CHECK(llm_strmap_get(&m, keys[i]) == i, "get %s", keys[i]);
+    TU_CHECK(llm_strmap_put(&m, keys[7], 70) == 7, "replace returns old value");
+    TU_CHECK(llm_strmap_get(&m, "absent") == -1, "absent key");
+    llm_strmap_free(&m);
+}
+
+typedef struct {
+    _Atomic long sum;
+    long n;
+} pool_job;
+
+static void pool_task(void *p, int ith, int nth) {
+    pool_job *j = p;
+    long b, e, s = 0;
+    llm_split_range(j->n, ith, nth, &b, &e);
+    for (long i = b; i < e; i++) s += i;
+    atomic_fetch_add(&j->sum, s);
+}
+
+static void test_threadpool(void) {
+    for (int nt = 1; nt <= 4; nt++) {
+        llm_threadpool *pool = llm_threadpool_create(nt);
+        TU_CHECK(pool && llm_threadpool_size(pool) == nt, "pool of %d", nt);
+        for (long n = 0; n < 2000; n += 97) {
+            pool_job j = {0, n};
+            llm_threadpool_run(pool, pool_task, &j);
+            TU_CHECK(atomic_load(&j.sum) == n * (n - 1) / 2, "sum 0..%ld with %d threads", n - 1, nt);
+        }
+        llm_threadpool_free(pool);
+    }
+    /* split_range covers [0, n) exactly, in order */
+    for (int nth = 1; nth <= 7; nth++)
+        for (long n = 0; n < 50; n++) {
+            long prev = 0;
+            for (int i = 0; i < nth; i++) {
+                long b, e;
+                llm_split_range(n, i, nth, &b, &e);
+                TU_CHECK(b == prev && e >= b, "split %ld/%d", n, nth);
+                prev = e;
+            }
+            TU_CHECK(prev == n, "split covers %ld", n);
+        }
+}
+
+static void test_kv_pool(tu_rng *rng) {
+    llm_backend_config bc = {1, 64};
+    llm_backend *be = llm_backend_cpu_create(&bc);
+    llm_kv_cache kv;
+    TU_CHECK(llm_kv_init(&kv, be, 2, 2, 8, 16, 10) == LLM_OK, "kv init");
+    int32_t held[10];
+    int n = 0;
+    for (int i = 0; i < 1000; i++) {
+        if (n < 10 && (n == 0 || tu_rng_below(rng, 2))) {
+            int32_t b = llm_kv_block_alloc(&kv);
+            TU_CHECK(b >= 0 && b < 10, "alloc %d", b);
+            for (int j = 0; j < n; j++) TU_CHECK(held[j] != b, "block %d handed out twice", b);
+            held[n++] = b;
+        } else {
+            int k = (int)tu_rng_below(rng, (uint32_t)n);
+            llm_kv_block_unref(&kv, held[k]);
+            held[k] = held[--n];
+        }
+        TU_CHECK(llm_kv_blocks_used(&kv) == n, "used %d vs held %d", llm_kv_blocks_used(&kv), n);
+    }
+    while (n < 10) held[n++] = llm_kv_block_alloc(&kv);
+    TU_CHECK(llm_kv_block_alloc(&kv) == -1, "exhausted pool returns -1");
+    llm_kv_release(&kv, be);
+    be->ops->free(be);
+}
+
+int main(void) {
+    tu_rng rng = {tu_fresh_seed("test_core")};
+    test_half(&rng);
+    test_strmap(&rng);
+    test_threadpool();
+    test_kv_pool(&rng);
+    return tu_finish("test_core");
+}
