@@ -558,16 +558,11 @@ static int open_container_at(parser *p, llm_json_type type, size_t slot)
                     p->max_depth);
     }
     if (p->depth == p->stack_cap) {
-        size_t new_cap = p->stack_cap ? p->stack_cap * 2 : 32;
-        if (new_cap > SIZE_MAX / sizeof(open_container)) {
-            return fail_out_of_memory(p);
+        void *items = p->stack;
+        if (grow_stack(p, &items, &p->stack_cap, sizeof(open_container)) != 0) {
+            return -1;
         }
-        open_container *grown = realloc(p->stack, new_cap * sizeof(open_container));
-        if (grown == NULL) {
-            return fail_out_of_memory(p);
-        }
-        p->stack = grown;
-        p->stack_cap = new_cap;
+        p->stack = items;
     }
     open_container *frame = &p->stack[p->depth++];
     frame->type = type;
