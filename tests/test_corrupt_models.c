@@ -485,7 +485,7 @@ static const corrupt_case cases[] = {
      .frags = {"model.safetensors.index.json:7:23", "\"/etc/passwd\"", "must be a plain file name"}},
     {.name = "shard name not a string", .fixture = SHARDED,
      .edits = {TEXT(INDEX, "\"lm_head.weight\": \"" SHARD2 "\"", "\"lm_head.weight\": 2")},
-     .want = LLM_ERR_BAD_FORMAT, .frags = {"model.safetensors.index.json:7:23", "'lm_head.weight'", "a number"}},
+     .want = LLM_ERR_BAD_FORMAT, .frags = {"model.safetensors.index.json:7:23", "'lm_head.weight'", "is a number, not a file name"}},
     {.name = "weight_map names the wrong shard", .fixture = SHARDED,
      .edits = {TEXT(INDEX, "\"model.norm.weight\": \"" SHARD2 "\"", "\"model.norm.weight\": \"" SHARD1 "\"")},
      .want = LLM_ERR_BAD_FORMAT,
@@ -499,7 +499,7 @@ static const corrupt_case cases[] = {
      .edits = {HDR(SHARD2, "\"lm_head.weight\":{", "\"model.embed_tokens.weight\":{")}, .want = LLM_ERR_BAD_FORMAT,
      .frags = {"tensor 'model.embed_tokens.weight' appears in both", SHARD1, SHARD2}},
     {.name = "shard truncated", .fixture = SHARDED, .edits = {TRUNC(SHARD2, 100000)}, .want = LLM_ERR_BAD_FORMAT,
-     .frags = {SHARD2, "'model.layers.1.mlp.down_proj.weight'", "truncated"}},
+     .frags = {SHARD2, "'lm_head.weight'", "file size 100000", "truncated"}},
     {.name = "tensor in neither index nor shard", .fixture = SHARDED,
      .edits = {TEXT(INDEX, "\"model.layers.1.mlp.down_proj.weight\": \"" SHARD2 "\",", ""),
                HDR(SHARD2, "\"model.layers.1.mlp.down_proj.weight\"", "\"model.layers.1.mlp.down_proj.weight_old\"")},
@@ -561,6 +561,23 @@ static llm_model_params params_of(int kind) {
     return p;
 }
 
+/* One line of the listing, with the temporary directory's path shown as <dir>. */
+static void print_result(const char *name, llm_status st, const char *err, const char *dir) {
+    char shown[1200];
+    size_t o = 0, dl = strlen(dir);
+    for (const char *s = err; *s && o < sizeof shown - 8;) {
+        if (strncmp(s, dir, dl) == 0) {
+            memcpy(shown + o, "<dir>", 5);
+            o += 5;
+            s += dl;
+        } else {
+            shown[o++] = *s++;
+        }
+    }
+    shown[o] = '\0';
+    printf("  %-44s %-28s %s\n", name, llm_status_name(st), shown);
+}
+
 static int sentinel_model; /* *out is set to this before each load: a failed load must overwrite it with NULL */
 
 static void run_case(const corrupt_case *c) {
@@ -592,9 +609,7 @@ static void run_case(const corrupt_case *c) {
         TU_CHECK(err[0] != '\0', "[%s] empty message", c->name);
         for (int i = 0; i < 4 && c->frags[i]; i++)
             TU_CHECK(strstr(err, c->frags[i]) != NULL, "[%s] message lacks \"%s\": %s", c->name, c->frags[i], err);
-        /* The temp dir's path is noise in the listing: show the message from the file name on. */
-        const char *shown = strstr(err, dir) ? strstr(err, dir) + strlen(dir) + 1 : err;
-        printf("  %-44s %-28s %s%s\n", c->name, llm_status_name(st), shown == err ? "" : "<dir>/", shown);
+        print_result(c->name, st, err, dir);
     }
     tu_remove_dir(dir);
     free(dir);
@@ -626,6 +641,63 @@ static void misc_arguments(void) {
              "small error buffer: %s", llm_status_name(st));
     st = llm_model_load(dir, NULL, &m, NULL, 0);
     TU_CHECK(st == LLM_ERR_NOT_FOUND && m == NULL, "NULL error buffer: %s", llm_status_name(st));
+    tu_remove_dir(dir);
+    free(dir);
+}
+
+/* A valid model spread over 200 shards (the two real ones plus 198 holding one unused tensor each; big checkpoints
+ * have that many, e.g. 191 for a 405B model) must load: the per-tensor bookkeeping must not run out of bits. */
+static void many_shards(void) {
+    enum { N_EXTRA = 198 };
+    char *dir = new_case_dir(SHARDED);
+    if (!dir) return;
+    size_t len;
+    char *index = read_in(dir, INDEX, &len);
+    size_t cap = len + (size_t)N_EXTRA * 96 + 64;
+    char *grown = index ? realloc(index, cap) : NULL;
+    int ok = grown != NULL;
+    if (grown) index = grown;
+    char *tail = ok ? strstr(index, "\"model.norm.weight\"") : NULL; /* the last weight_map entry */
+    ok = ok && tail;
+    if (ok) {
+        size_t o = (size_t)(tail - index);
+        o += (size_t)sprintf(index + o, "\"model.norm.weight\": \"" SHARD2 "\"");
+        for (int i = 0; i < N_EXTRA && ok; i++) {
+            char file[64], header[160];
+            snprintf(file, sizeof file, "extra-%03d.safetensors", i);
+            snprintf(header, sizeof header, "{\"extra.%d.weight\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}",
+                     i);
+            ok = st_join(dir, file, header, "\0\0\0\0", 4, 0) == 0;
+            o += (size_t)sprintf(index + o, ",\n    \"extra.%d.weight\": \"%s\"", i, file);
+        }
+        o += (size_t)sprintf(index + o, "\n  }\n}\n");
+        ok = ok && write_in(dir, INDEX, index, o) == 0;
+    }
+    TU_CHECK(ok, "could not build the 200-shard directory");
+    if (ok) {
+        llm_model *m = NULL;
+        char err[1024];
+        llm_status st = llm_model_load(dir, NULL, &m, err, sizeof err);
+        TU_CHECK(st == LLM_OK, "200 shards: %s: %s", llm_status_name(st), err);
+        if (st == LLM_OK) {
+            llm_model_info info;
+            llm_model_get_info(m, &info);
+            TU_CHECK(info.n_layer == 2 && info.n_head_kv == 1, "200 shards: wrong info");
+            llm_model_free(m);
+            printf("  a model in %d shards loads\n", 2 + N_EXTRA);
+        }
+        /* and a duplicate that lives in a late shard is still reported with both file names */
+        char header[160];
+        snprintf(header, sizeof header, "{\"extra.5.weight\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}");
+        if (st_join(dir, "extra-190.safetensors", header, "\0\0\0\0", 4, 0) == 0) {
+            st = llm_model_load(dir, NULL, &m, err, sizeof err);
+            TU_CHECK(st == LLM_ERR_BAD_FORMAT && m == NULL && strstr(err, "'extra.5.weight' appears in both") &&
+                         strstr(err, "extra-005.safetensors") && strstr(err, "extra-190.safetensors"),
+                     "200 shards, duplicate: %s: %s", llm_status_name(st), err);
+            print_result("duplicate tensor in shard 193 of 200", st, err, dir);
+        }
+    }
+    free(index);
     tu_remove_dir(dir);
     free(dir);
 }
@@ -772,6 +844,7 @@ int main(void) {
     TU_CHECK(n_cases >= 30, "only %d cases", n_cases);
     for (int i = 0; i < n_cases; i++) run_case(&cases[i]);
     misc_arguments();
+    many_shards();
 
     prefixes_of_json(LLAMA, CONFIG);
     prefixes_of_json(SHARDED, INDEX);

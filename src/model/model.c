@@ -10,7 +10,14 @@
 #include "model/model_internal.h"
 
 #define LLM_INDEX_MAX_BYTES (64u * 1024u * 1024u)
-#define LLM_MAX_SHARDS 4096
+/* tensor_index values pack (file, tensor within file) into a non-negative int: 11 bits of file, 20 of tensor.
+ * (2047 << 20 | 0xfffff == INT_MAX; a 100 MB header holds at most about 2M tensors, so the per-file limit is checked.) */
+#define LLM_TENSOR_BITS 20
+#define LLM_MAX_TENSORS_PER_FILE (1 << LLM_TENSOR_BITS)
+#define LLM_MAX_SHARDS 2048
+#define TI_MAKE(f, t) (((f) << LLM_TENSOR_BITS) | (int)(t))
+#define TI_FILE(v) ((v) >> LLM_TENSOR_BITS)
+#define TI_TENSOR(v) ((v) & (LLM_MAX_TENSORS_PER_FILE - 1))
 
 llm_model_params llm_model_default_params(void) {
     llm_model_params p;
@@ -44,6 +51,12 @@ static llm_status add_file(llm_model *m, const char *path, llm_error *err) {
     m->files = grown;
     llm_status st = llm_st_open(path, &m->files[m->n_files], err);
     if (st != LLM_OK) return st;
+    if (m->files[m->n_files].n_tensors > LLM_MAX_TENSORS_PER_FILE) {
+        size_t n = m->files[m->n_files].n_tensors;
+        llm_st_close(&m->files[m->n_files]);
+        return llm_fail(err, LLM_ERR_UNSUPPORTED, "%s: %zu tensors in one file, at most %d supported", path, n,
+                        LLM_MAX_TENSORS_PER_FILE);
+    }
     m->n_files++;
     return LLM_OK;
 }
@@ -87,9 +100,16 @@ static llm_status open_sharded(llm_model *m, const char *dir, const char *index_
         if (!fname || !plain_file_name(fname, flen)) {
             size_t klen = 0;
             const char *key = llm_json_key_at(map, i, &klen);
-            st = llm_fail(err, LLM_ERR_BAD_FORMAT,
-                          "%s:%d:%d: shard of tensor '%.*s' must be a plain file name in the model directory",
-                          index_path, line, col, (int)(klen > 200 ? 200 : klen), key);
+            if (!fname)
+                st = llm_fail(err, LLM_ERR_BAD_FORMAT, "%s:%d:%d: shard of tensor '%.*s' is a %s, not a file name",
+                              index_path, line, col, (int)(klen > 200 ? 200 : klen), key,
+                              llm_json_type_name(llm_json_type_of(v)));
+            else
+                st = llm_fail(err, LLM_ERR_BAD_FORMAT,
+                              "%s:%d:%d: shard \"%.*s\" of tensor '%.*s' must be a plain file name in the model "
+                              "directory",
+                              index_path, line, col, (int)(flen > 200 ? 200 : flen), fname,
+                              (int)(klen > 200 ? 200 : klen), key);
             break;
         }
         int seen = 0;
@@ -133,11 +153,11 @@ done:
         }
         for (int f = 0; f < m->n_files && st == LLM_OK; f++)
             for (size_t t = 0; t < m->files[f].n_tensors && st == LLM_OK; t++) {
-                int prev = llm_strmap_put(&m->tensor_index, m->files[f].tensors[t].name, (f << 24) | (int)t);
+                int prev = llm_strmap_put(&m->tensor_index, m->files[f].tensors[t].name, TI_MAKE(f, t));
                 if (prev == -2) st = llm_fail(err, LLM_ERR_OUT_OF_MEMORY, "out of memory");
                 if (prev >= 0)
                     st = llm_fail(err, LLM_ERR_BAD_FORMAT, "tensor '%s' appears in both %s and %s",
-                                  m->files[f].tensors[t].name, m->files[prev >> 24].path, m->files[f].path);
+                                  m->files[f].tensors[t].name, m->files[TI_FILE(prev)].path, m->files[f].path);
             }
         for (size_t i = 0; i < n && st == LLM_OK; i++) {
             size_t klen = 0;
@@ -151,10 +171,11 @@ done:
             memcpy(name, key, klen);
             name[klen] = '\0';
             int where = llm_strmap_get(&m->tensor_index, name);
-            const char *base = where >= 0 ? strrchr(m->files[where >> 24].path, '/') : NULL;
-            if (where < 0 || strcmp(base ? base + 1 : m->files[where >> 24].path, fname) != 0)
-                st = llm_fail(err, LLM_ERR_BAD_FORMAT, "%s: weight_map says tensor '%s' is in %s, but %s", index_path,
-                              name, fname, where < 0 ? "no shard has it" : "it is in another shard");
+            const char *actual = where >= 0 ? m->files[TI_FILE(where)].path : NULL;
+            if (actual && strrchr(actual, '/')) actual = strrchr(actual, '/') + 1;
+            if (!actual || strcmp(actual, fname) != 0)
+                st = llm_fail(err, LLM_ERR_BAD_FORMAT, "%s: weight_map says tensor '%s' is in %s, but %s%s", index_path,
+                              name, fname, actual ? "it is in " : "no shard has it", actual ? actual : "");
         }
     }
     llm_json_doc_free(doc);
@@ -173,7 +194,7 @@ static llm_status open_weights(llm_model *m, const char *dir, llm_error *err) {
         if (llm_strmap_init(&m->tensor_index, m->files[0].n_tensors) != 0)
             return llm_fail(err, LLM_ERR_OUT_OF_MEMORY, "out of memory");
         for (size_t t = 0; t < m->files[0].n_tensors; t++) {
-            int prev = llm_strmap_put(&m->tensor_index, m->files[0].tensors[t].name, (int)t);
+            int prev = llm_strmap_put(&m->tensor_index, m->files[0].tensors[t].name, TI_MAKE(0, t));
             if (prev == -2) return llm_fail(err, LLM_ERR_OUT_OF_MEMORY, "out of memory");
             if (prev >= 0)
                 return llm_fail(err, LLM_ERR_BAD_FORMAT, "%s: tensor '%s' is listed twice in the header", single,
@@ -216,8 +237,8 @@ static llm_status bind(bind_ctx *b, llm_tensor *out, const char *name, int64_t r
         return llm_fail(b->err, LLM_ERR_MISSING_TENSOR, "required tensor '%s' [%lld] is missing from %s", name,
                         (long long)cols, src);
     }
-    const llm_st_file *f = &m->files[where >> 24];
-    const llm_st_tensor *t = &f->tensors[where & 0xffffff];
+    const llm_st_file *f = &m->files[TI_FILE(where)];
+    const llm_st_tensor *t = &f->tensors[TI_TENSOR(where)];
     int ok;
     llm_dtype dt = dtype_from_st(t->dtype, &ok);
     if (!ok)
@@ -258,7 +279,7 @@ static llm_status bind(bind_ctx *b, llm_tensor *out, const char *name, int64_t r
     out->rows = rows ? rows : 1;
     out->cols = cols;
     out->name = t->name;
-    size_t flat = b->file_base[where >> 24] + (size_t)(where & 0xffffff);
+    size_t flat = b->file_base[TI_FILE(where)] + (size_t)TI_TENSOR(where);
     if (!b->used[flat]) {
         b->used[flat] = 1;
         m->n_params += t->n_elems;
