@@ -132,6 +132,18 @@ static llm_status parse_rope(const cfg_ctx *c, const llm_json *root, llm_hparams
             where(c, params, w, sizeof w);
             return llm_fail(c->err, LLM_ERR_BAD_CONFIG, "%s: \"rope_parameters\" must be an object", w);
         }
+        /* Per-layer-type parameters ({"full_attention": {...}, "sliding_attention": {...}}) belong to
+         * architectures we do not run; refuse them rather than silently use defaults. */
+        for (size_t i = 0; i < llm_json_count(params); i++)
+            if (llm_json_type_of(llm_json_value_at(params, i)) == LLM_JSON_OBJECT) {
+                char w[300];
+                where(c, llm_json_value_at(params, i), w, sizeof w);
+                size_t klen = 0;
+                const char *key = llm_json_key_at(params, i, &klen);
+                return llm_fail(c->err, LLM_ERR_UNSUPPORTED,
+                                "%s: per-layer-type \"rope_parameters\" (\"%.*s\") are not supported", w,
+                                (int)(klen > 40 ? 40 : klen), key);
+            }
         if ((st = get_num(c, params, "rope_theta", 1e-3, 1e12, &hp->rope_theta)) != LLM_OK) return st;
         scaling = params;
     } else {
