@@ -235,7 +235,7 @@ static llm_status parse_arch(const cfg_ctx *c, const llm_json *root, llm_hparams
             }
     }
     char w[300];
-    where(c, at, w, sizeof w);
+    where(c, llm_json_type_of(at) == LLM_JSON_ARRAY ? llm_json_value_at(at, 0) : at, w, sizeof w);
     return llm_fail(c->err, LLM_ERR_UNSUPPORTED,
                     "%s: unsupported architecture \"%.64s\" (supported: LlamaForCausalLM, Qwen2ForCausalLM, "
                     "Qwen3ForCausalLM)",
@@ -331,7 +331,7 @@ static llm_status parse_config(const cfg_ctx *c, const llm_json *root, llm_hpara
 static llm_status parse_generation_config(const cfg_ctx *c, const llm_json *root, llm_hparams *hp) {
     if (llm_json_type_of(root) != LLM_JSON_OBJECT)
         return llm_fail(c->err, LLM_ERR_BAD_CONFIG, "%s: top level is not a JSON object", c->path);
-    int32_t ids[LLM_MAX_EOS_TOKENS], n = 0;
+    int32_t ids[LLM_MAX_EOS_TOKENS] = {0}, n = 0;
     int present = 0;
     llm_status st = get_token_list(c, root, "eos_token_id", ids, &n, &present);
     if (st) return st;

@@ -41,22 +41,24 @@ static int cmp_begin(const void *a, const void *b) {
     return 0;
 }
 
-/* Where in the file a JSON value starts, as "line L, column C (byte B of the file)". */
-static void json_where(const char *json, size_t len, const llm_json *v, char *out, size_t cap) {
+/* Where in the file a JSON value starts, as "line L, column C (byte B of the file)". Returns out.
+ * Costs a scan of the header up to the value: call it only on the way to an error, never per tensor. */
+static const char *json_where(const char *json, size_t len, const llm_json *v, char *out, size_t cap) {
     size_t off = llm_json_offset(v);
     int line = 0, col = 0;
     llm_json_line_col(json, len, off, &line, &col);
     snprintf(out, cap, "header line %d, column %d (file byte %zu)", line, col, (size_t)(8 + off));
+    return out;
 }
 
 static llm_status parse_entry(llm_st_file *f, const char *json, size_t json_len, const char *key,
                               size_t key_len, const llm_json *v, uint64_t data_size, llm_st_tensor *t,
                               llm_error *err) {
     char where[96];
-    json_where(json, json_len, v, where, sizeof where);
+#define WHERE() json_where(json, json_len, v, where, sizeof where)
     if (llm_json_type_of(v) != LLM_JSON_OBJECT)
         return llm_fail(err, LLM_ERR_BAD_FORMAT, "%s: tensor '%.*s' (%s): entry is not a JSON object", f->path,
-                        (int)key_len, key, where);
+                        (int)key_len, key, WHERE());
     t->name = malloc(key_len + 1);
     if (!t->name) return llm_fail(err, LLM_ERR_OUT_OF_MEMORY, "%s: out of memory", f->path);
     memcpy(t->name, key, key_len);
@@ -67,8 +69,9 @@ static llm_status parse_entry(llm_st_file *f, const char *json, size_t json_len,
     const char *ds = llm_json_string(dtype, &dlen);
     if (!ds)
         return llm_fail(err, LLM_ERR_BAD_FORMAT, "%s: tensor '%s' (%s): missing or non-string \"dtype\"",
-                        f->path, t->name, where);
-    int esize = (dlen < sizeof t->dtype) ? llm_st_dtype_size(ds) : -1;
+                        f->path, t->name, WHERE());
+    /* a NUL inside the JSON string ("F32\u0000junk") must not pass for "F32" */
+    int esize = (dlen < sizeof t->dtype && strlen(ds) == dlen) ? llm_st_dtype_size(ds) : -1;
     if (esize < 0)
         return llm_fail(err, LLM_ERR_BAD_FORMAT, "%s: tensor '%s': unknown dtype \"%.*s\"", f->path, t->name,
                         (int)(dlen > 32 ? 32 : dlen), ds);
@@ -78,7 +81,7 @@ static llm_status parse_entry(llm_st_file *f, const char *json, size_t json_len,
     const llm_json *shape = llm_json_get(v, "shape");
     if (llm_json_type_of(shape) != LLM_JSON_ARRAY)
         return llm_fail(err, LLM_ERR_BAD_FORMAT, "%s: tensor '%s' (%s): missing or non-array \"shape\"", f->path,
-                        t->name, where);
+                        t->name, WHERE());
     size_t nd = llm_json_count(shape);
     if (nd > LLM_ST_MAX_DIMS)
         return llm_fail(err, LLM_ERR_BAD_FORMAT, "%s: tensor '%s': %zu dimensions, at most %d supported",
@@ -106,7 +109,7 @@ static llm_status parse_entry(llm_st_file *f, const char *json, size_t json_len,
         b < 0 || e < 0)
         return llm_fail(err, LLM_ERR_BAD_FORMAT,
                         "%s: tensor '%s' (%s): \"data_offsets\" must be [begin, end] with non-negative integers",
-                        f->path, t->name, where);
+                        f->path, t->name, WHERE());
     if (b > e)
         return llm_fail(err, LLM_ERR_BAD_FORMAT, "%s: tensor '%s': data_offsets [%lld, %lld] has begin > end",
                         f->path, t->name, (long long)b, (long long)e);
@@ -131,6 +134,7 @@ static llm_status parse_entry(llm_st_file *f, const char *json, size_t json_len,
                         (unsigned long long)(t->end - t->begin));
     }
     return LLM_OK;
+#undef WHERE
 }
 
 llm_status llm_st_open(const char *path, llm_st_file *out, llm_error *err) {

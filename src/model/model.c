@@ -10,8 +10,8 @@
 #include "model/model_internal.h"
 
 #define LLM_INDEX_MAX_BYTES (64u * 1024u * 1024u)
-/* tensor_index values pack (file, tensor within file) into a non-negative int: 11 bits of file, 20 of tensor.
- * (2047 << 20 | 0xfffff == INT_MAX; a 100 MB header holds at most about 2M tensors, so the per-file limit is checked.) */
+/* tensor_index values pack (file, tensor within file) into a non-negative int: 11 bits of file, 20 of tensor
+ * (2047 << 20 | 0xfffff == INT_MAX). A 100 MB header can hold about 2M tensors, so add_file checks the limit. */
 #define LLM_TENSOR_BITS 20
 #define LLM_MAX_TENSORS_PER_FILE (1 << LLM_TENSOR_BITS)
 #define LLM_MAX_SHARDS 2048
@@ -95,9 +95,11 @@ static llm_status open_sharded(llm_model *m, const char *dir, const char *index_
         const llm_json *v = llm_json_value_at(map, i);
         size_t flen = 0;
         const char *fname = llm_json_string(v, &flen);
+        /* v's line:col, computed only on the way to an error: it scans the text up to v, so doing it for every
+         * entry would make a large index quadratic */
         int line = 0, col = 0;
-        llm_json_line_col(text, len, llm_json_offset(v), &line, &col);
         if (!fname || !plain_file_name(fname, flen)) {
+            llm_json_line_col(text, len, llm_json_offset(v), &line, &col);
             size_t klen = 0;
             const char *key = llm_json_key_at(map, i, &klen);
             if (!fname)
@@ -128,6 +130,7 @@ static llm_status open_sharded(llm_model *m, const char *dir, const char *index_
             break;
         }
         if (!llm_file_exists(path)) {
+            llm_json_line_col(text, len, llm_json_offset(v), &line, &col);
             st = llm_fail(err, LLM_ERR_NOT_FOUND, "%s:%d:%d: shard \"%s\" listed in the index does not exist",
                           index_path, line, col, fname);
             break;

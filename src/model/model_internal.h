@@ -17,7 +17,7 @@ struct llm_model {
 
     llm_st_file *files; /* the mapped safetensors files */
     int n_files;
-    llm_strmap tensor_index; /* name -> (file << 24 | index within file) */
+    llm_strmap tensor_index; /* name -> TI_MAKE(file, index within file), see model.c */
 
     llm_weights w;
     void **owned; /* aligned copies of tensors whose data was misaligned in the file */
