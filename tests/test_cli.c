@@ -92,14 +92,8 @@ static void eval(const char *fixture) {
     char *raw = tu_read_file(logits_path, &len);
     TU_CHECK(raw && len == (size_t)ref.n_tokens * ref.n_vocab * 4, "logits file of %zu bytes", len);
     if (raw && len == (size_t)ref.n_tokens * ref.n_vocab * 4) {
-        const float *ours = (const float *)raw;
-        double md = 0, mr = 0;
-        for (size_t i = 0; i < len / 4; i++) {
-            double d = fabs((double)ours[i] - ref.logits[i]);
-            if (!(d <= md)) md = isnan(d) ? INFINITY : d;
-            if (fabs(ref.logits[i]) > mr) mr = fabs(ref.logits[i]);
-        }
-        TU_CHECK(md <= 1e-4 * (mr > 1 ? mr : 1), "eval %s: logits file differs from HF by %.3g", fixture, md);
+        double d = tu_rel_diff((const float *)raw, ref.logits, len / 4);
+        TU_CHECK(d <= 1e-4, "eval %s: logits file differs from HF by %.3g (relative)", fixture, d);
     }
     free(raw);
     free(out);

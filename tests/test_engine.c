@@ -7,16 +7,6 @@
 #include "engine/engine_internal.h"
 #include "test_util.h"
 
-static double rel_diff(const float *a, const float *b, size_t n) {
-    double max_diff = 0, max_ref = 0;
-    for (size_t i = 0; i < n; i++) {
-        double d = fabs((double)a[i] - (double)b[i]);
-        if (!(d <= max_diff)) max_diff = isnan(d) ? INFINITY : d;
-        if (fabs(b[i]) > max_ref) max_ref = fabs(b[i]);
-    }
-    return max_diff / (max_ref > 1 ? max_ref : 1);
-}
-
 /* Two models (different families and dtypes) with their engines, used alternately, chunk by chunk;
  * each must still match its HF reference. */
 static void two_models(void) {
@@ -49,7 +39,7 @@ static void two_models(void) {
         }
     }
     for (int i = 0; i < 2; i++) {
-        double d = rel_diff(out[i], ref[i].logits, (size_t)ref[i].n_tokens * ref[i].n_vocab);
+        double d = tu_rel_diff(out[i], ref[i].logits, (size_t)ref[i].n_tokens * ref[i].n_vocab);
         TU_CHECK(d <= 1e-4, "%s alongside another model: error %.3g", names[i], d);
         free(out[i]);
         tu_free_reference(&ref[i]);

@@ -38,13 +38,7 @@ static double logits_error(llm_model *model, const tu_reference *ref, int rope_o
     double err = -1;
     if (llm_seq_create(e, &seq) == LLM_OK &&
         llm_prefill(e, seq, ref->tokens, (size_t)ref->n_tokens, LLM_LOGITS_ALL, logits, n, NULL) == LLM_OK) {
-        double max_diff = 0, max_ref = 0;
-        for (size_t i = 0; i < n; i++) {
-            double d = fabs((double)logits[i] - (double)ref->logits[i]);
-            if (!(d <= max_diff)) max_diff = isnan(d) ? INFINITY : d;
-            if (fabs(ref->logits[i]) > max_ref) max_ref = fabs(ref->logits[i]);
-        }
-        err = max_diff / (max_ref > 1 ? max_ref : 1);
+        err = tu_rel_diff(logits, ref->logits, n);
     } else {
         fprintf(stderr, "prefill: %s\n", llm_engine_last_error(e));
     }

@@ -11,16 +11,6 @@
 
 #define MAX_N 100
 
-static double rel_diff(const float *a, const float *b, size_t n) {
-    double max_diff = 0, max_ref = 0;
-    for (size_t i = 0; i < n; i++) {
-        double d = fabs((double)a[i] - (double)b[i]);
-        if (!(d <= max_diff)) max_diff = isnan(d) ? INFINITY : d;
-        if (fabs(b[i]) > max_ref) max_ref = fabs(b[i]);
-    }
-    return max_diff / (max_ref > 1 ? max_ref : 1);
-}
-
 /* logits[n][V] of one prefill of all n tokens */
 static int prefill_all(llm_engine *e, const int32_t *toks, int n, float *out, size_t V) {
     llm_seq_id s;
@@ -77,7 +67,7 @@ static void check_model(const char *fixture, tu_rng *rng) {
             for (size_t i = 0; i < (size_t)n * V; i++) split[i] = NAN;
             TU_CHECK(prefill_then_decode(e, toks, n, k, split, V) == 0, "%s: n %d k %d: %s", fixture, n, k,
                      llm_engine_last_error(e));
-            double d = rel_diff(split, whole, (size_t)n * V);
+            double d = tu_rel_diff(split, whole, (size_t)n * V);
             if (d > worst) worst = d;
             TU_CHECK(d <= 1e-5, "%s: n %d, k %d: prefill vs prefill+decode differ by %.3g", fixture, n, k, d);
         }
@@ -103,7 +93,7 @@ static void check_model(const char *fixture, tu_rng *rng) {
     float *row2 = malloc(2 * V * sizeof(float));
     TU_CHECK(llm_prefill(e, a, ta, (size_t)na, LLM_LOGITS_NONE, NULL, 0, NULL) == LLM_OK, "prefill A");
     TU_CHECK(llm_prefill(e, b, tb, (size_t)nb, LLM_LOGITS_LAST, row2, V, NULL) == LLM_OK, "prefill B");
-    TU_CHECK(rel_diff(row2, solo_b + (size_t)(nb - 1) * V, V) <= 1e-5, "B's last prefill row");
+    TU_CHECK(tu_rel_diff(row2, solo_b + (size_t)(nb - 1) * V, V) <= 1e-5, "B's last prefill row");
     for (int s = 0; s < steps; s++) {
         llm_seq_id ids[2];
         int32_t tk[2];
@@ -118,8 +108,8 @@ static void check_model(const char *fixture, tu_rng *rng) {
         }
         const float *ra = (mode == 1) ? row2 + V : row2;
         const float *rb = (mode == 1) ? row2 : row2 + V;
-        double da = rel_diff(ra, solo_a + (size_t)(na + s) * V, V);
-        double db = rel_diff(rb, solo_b + (size_t)(nb + s) * V, V);
+        double da = tu_rel_diff(ra, solo_a + (size_t)(na + s) * V, V);
+        double db = tu_rel_diff(rb, solo_b + (size_t)(nb + s) * V, V);
         TU_CHECK(da <= 1e-5 && db <= 1e-5, "%s: interleaved step %d (mode %d): A %.3g, B %.3g", fixture, s, mode, da, db);
     }
     llm_seq_free(e, a);

@@ -1,6 +1,7 @@
 #include "test_util.h"
 
 #include <dirent.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -203,4 +204,14 @@ uint64_t tu_fresh_seed(const char *test_name) {
     printf("%s: seed %llu (replay with LLAMAC_TEST_SEED=%llu)\n", test_name, (unsigned long long)seed,
            (unsigned long long)seed);
     return seed;
+}
+
+double tu_rel_diff(const float *a, const float *b, size_t n) {
+    double max_diff = 0, max_ref = 0;
+    for (size_t i = 0; i < n; i++) {
+        double d = fabs((double)a[i] - (double)b[i]);
+        if (!(d <= max_diff)) max_diff = isnan(d) ? INFINITY : d;
+        if (fabs(b[i]) > max_ref) max_ref = fabs(b[i]);
+    }
+    return max_diff / (max_ref > 1 ? max_ref : 1);
 }

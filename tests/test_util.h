@@ -57,6 +57,9 @@ int tu_list_fixtures(const char *names[], int cap);
 /* Loads a fixture model with quiet logging; NULL (with a printed reason) on failure. */
 llm_model *tu_load_model(const char *dir, int n_threads);
 
+/* max |a - b| / max(1, max |b|) over n floats; NaN anywhere gives infinity. b is the reference. */
+double tu_rel_diff(const float *a, const float *b, size_t n);
+
 /* A deterministic PRNG for tests (xorshift64*), seeded explicitly. */
 typedef struct {
     uint64_t s;
