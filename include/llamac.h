@@ -288,6 +288,19 @@ llm_status llm_decode(llm_engine *engine, const llm_seq_id *seqs, const int32_t 
 /* ---------------------------------------------------------------------------------------------- */
 /* Tokenizer: Hugging Face tokenizer.json (+ tokenizer_config.json, special_tokens_map.json)       */
 
+/* Produces the ids of Hugging Face `tokenizers` (Tokenizer.encode / decode) for BPE tokenizer.json
+ * files: Llama 3, Qwen2/2.5/3, GPT-2 style ByteLevel and SentencePiece-style (Metaspace, byte
+ * fallback) BPE. Implemented: model BPE (dropout null); normalizers NFC/NFD/NFKC/NFKD, Lowercase,
+ * Strip, StripAccents, Prepend, Append, Replace, Sequence; pre-tokenizers Split, ByteLevel,
+ * Metaspace, Digits, Whitespace, WhitespaceSplit, Punctuation, BertPreTokenizer,
+ * CharDelimiterSplit, Sequence; post-processors TemplateProcessing, ByteLevel, RobertaProcessing,
+ * BertProcessing, Sequence; decoders ByteLevel, Metaspace, ByteFallback, Fuse, Strip, Replace,
+ * WordPiece, BPEDecoder, Sequence. Regex patterns are Oniguruma syntax, as in HF.
+ *
+ * Threads: a tokenizer keeps a word cache and scratch buffers that llm_tokenize, llm_detokenize and
+ * the streams of that tokenizer update, so one tokenizer (with its streams) must not be used from two
+ * threads at the same time; give each thread its own tokenizer (they are independent) or serialize. */
+
 typedef struct llm_tokenizer llm_tokenizer;
 
 typedef struct llm_tokenizer_params {
@@ -299,9 +312,13 @@ typedef struct llm_tokenizer_params {
 /* Defaults as documented on each field. Never fails. */
 llm_tokenizer_params llm_tokenizer_default_params(void);
 
-/* Loads dir/tokenizer.json plus, when present, dir/tokenizer_config.json and
- * dir/special_tokens_map.json. A component the library does not implement (a normalizer,
+/* Loads dir/tokenizer.json plus, when present, dir/tokenizer_config.json,
+ * dir/special_tokens_map.json and dir/chat_template.jinja (read as transformers does: a special
+ * token set in tokenizer_config.json wins over special_tokens_map.json; chat_template.jinja wins
+ * over the config's chat_template). A component the library does not implement (a normalizer,
  * pre-tokenizer, model, post-processor or decoder type) is an LLM_ERR_UNSUPPORTED error naming it.
+ * Added tokens get the ids HF `tokenizers` gives them (the vocabulary id of the same string, else
+ * the next free id); an "id" in the file that disagrees is logged as a warning.
  * err: optional caller buffer for a one-line message (file, line:col or JSON path, what is wrong).
  * *out: the new tokenizer (caller owns; free with llm_tokenizer_free), NULL on failure.
  * Returns LLM_OK, LLM_ERR_NOT_FOUND, LLM_ERR_IO, LLM_ERR_BAD_JSON, LLM_ERR_BAD_FORMAT, LLM_ERR_UNSUPPORTED,
@@ -332,7 +349,8 @@ typedef enum llm_special_token {
     LLM_SPECIAL_PAD = 3,
 } llm_special_token;
 
-/* Id of a special token named by tokenizer_config.json / special_tokens_map.json, -1 if none. */
+/* Id of a special token named by tokenizer_config.json / special_tokens_map.json, -1 if none (or if
+ * the named string is not a token). */
 int32_t llm_tokenizer_special_id(const llm_tokenizer *tok, llm_special_token which);
 
 /* Id of an exact vocabulary or added-token string (len bytes), -1 if none. */
@@ -341,39 +359,56 @@ int32_t llm_tokenizer_token_id(const llm_tokenizer *tok, const char *piece, size
 /* 1 if id is an added token marked "special", 0 otherwise (also for out-of-range ids). */
 int llm_tokenizer_is_special(const llm_tokenizer *tok, int32_t id);
 
-/* The chat_template of tokenizer_config.json (the "default" one when it is a list of named
- * templates), or NULL. Owned by the tokenizer. */
+/* The chat template: chat_template.jinja if the directory has one, else the chat_template of
+ * tokenizer_config.json (the "default" one when it is a list of named templates), or NULL. Owned by
+ * the tokenizer. */
 const char *llm_tokenizer_chat_template(const llm_tokenizer *tok);
 
 /* Flags of llm_tokenize. */
+/* LLM_TOKENIZE_ADD_SPECIAL runs tokenizer.json's post-processor (HF's add_special_tokens=True, the
+ * default of encode): BOS/EOS exactly as it is configured there, as raw `tokenizers` does.
+ * tokenizer_config.json's add_bos_token / add_eos_token are not applied: transformers honours them
+ * only in tokenizer classes that rebuild the post-processor from them (LlamaTokenizerFast), so ids
+ * can differ from transformers' where a config's flags disagree with its tokenizer.json. */
 #define LLM_TOKENIZE_ADD_SPECIAL 1u   /* run the post-processor: BOS/EOS exactly as it is configured */
 #define LLM_TOKENIZE_PARSE_SPECIAL 2u /* special added tokens written in the text become those tokens
                                          (HF's default); without it their text is tokenized as text */
 
 /* Encodes text[0..len) (UTF-8; invalid bytes are an LLM_ERR_INVALID_ARGUMENT naming the byte offset).
  * ids: caller buffer of cap entries (may be NULL when cap is 0); *n_ids receives the number of ids,
- * also when LLM_ERR_BUFFER_TOO_SMALL is returned (so the caller can size the buffer). */
+ * also when LLM_ERR_BUFFER_TOO_SMALL is returned (so the caller can size the buffer); nothing is
+ * written then. Returns LLM_OK, LLM_ERR_INVALID_ARGUMENT, LLM_ERR_BUFFER_TOO_SMALL,
+ * LLM_ERR_OUT_OF_MEMORY, LLM_ERR_BAD_FORMAT (the model's unk_token is needed but is not in its
+ * vocabulary, where HF fails too), LLM_ERR_INTERNAL (a regex resource limit). */
 llm_status llm_tokenize(llm_tokenizer *tok, const char *text, size_t len, unsigned flags, int32_t *ids, size_t cap,
                         size_t *n_ids);
 
 /* Flags of llm_detokenize and the stream. */
 #define LLM_DETOKENIZE_SKIP_SPECIAL 1u /* leave out special added tokens */
 
-/* Decodes ids through the decoder chain, as HF's decode(ids, skip_special_tokens=...) does (bytes
- * that do not form valid UTF-8 become U+FFFD). text: caller buffer of cap bytes; the result is
- * NUL-terminated when it fits; *len receives its length without the NUL (also on
- * LLM_ERR_BUFFER_TOO_SMALL). Ids out of range: LLM_ERR_INVALID_ARGUMENT naming the index. */
+/* Decodes ids through the decoder chain, as HF `tokenizers`' decode(ids, skip_special_tokens=...)
+ * does (bytes that do not form valid UTF-8 become U+FFFD, as Rust's from_utf8_lossy does; ids in
+ * range that no token has are skipped; no decoder: the token strings joined with spaces).
+ * transformers' clean_up_tokenization_spaces is not applied. text: caller buffer of cap bytes; the
+ * result is NUL-terminated when it fits (nothing is written otherwise); *len receives its length
+ * without the NUL (also on LLM_ERR_BUFFER_TOO_SMALL). Ids out of range: LLM_ERR_INVALID_ARGUMENT
+ * naming the index. */
 llm_status llm_detokenize(llm_tokenizer *tok, const int32_t *ids, size_t n_ids, unsigned flags, char *text,
                           size_t cap, size_t *len);
 
-/* The vocabulary string of one token as stored in tokenizer.json (e.g. "Ġhello"), into buf as
- * llm_detokenize fills text. */
+/* The vocabulary string of one token as stored in tokenizer.json (e.g. "Ġhello"; an added token's
+ * content), into buf as llm_detokenize fills text. LLM_ERR_INVALID_ARGUMENT for an id no token has
+ * (tok is const: no message is recorded). */
 llm_status llm_token_to_piece(const llm_tokenizer *tok, int32_t id, char *buf, size_t cap, size_t *len);
 
 /* Streaming detokenizer: takes one token at a time and emits only complete UTF-8; a code point split
  * across tokens is held until its last byte arrives. The concatenation of everything emitted,
- * including the final flush, equals llm_detokenize of all the ids. End of stream: bytes still held
- * that cannot complete a code point are flushed as U+FFFD, as llm_detokenize does. */
+ * including the final flush, equals llm_detokenize of all the ids (same flags). Text that later ids
+ * can still change is held back: an incomplete UTF-8 sequence, a run of <0xXX> byte-fallback tokens,
+ * trailing characters a Strip decoder may still remove; decoders whose result depends on the whole
+ * text after a Fuse/ByteLevel join (rare: Replace, WordPiece, BPEDecoder, ByteFallback there) hold
+ * everything until the flush. End of stream: whatever is held is released exactly as llm_detokenize
+ * ends, e.g. bytes that cannot complete a code point become U+FFFD. */
 typedef struct llm_detok_stream llm_detok_stream;
 
 /* tok is borrowed and must outlive the stream. flags: LLM_DETOKENIZE_*. */
@@ -382,10 +417,12 @@ void llm_detok_stream_free(llm_detok_stream *stream); /* NULL is a no-op */
 
 /* Feeds one id; writes the newly complete text (possibly empty) into out (cap bytes, NUL-terminated
  * when it fits), *len its length. On LLM_ERR_BUFFER_TOO_SMALL nothing is consumed: call again with a
- * buffer of *len + 1 bytes. */
+ * buffer of *len + 1 bytes. An id out of range is an LLM_ERR_INVALID_ARGUMENT (nothing consumed). */
 llm_status llm_detok_stream_feed(llm_detok_stream *stream, int32_t id, char *out, size_t cap, size_t *len);
 
-/* Ends the stream: writes whatever is held, as above. The stream can then be reused from empty. */
+/* Ends the stream: writes whatever is held, as above. The stream can then be reused from empty (the
+ * next id is again the first, as for a new llm_detokenize). On LLM_ERR_BUFFER_TOO_SMALL nothing is
+ * consumed, as for feed. */
 llm_status llm_detok_stream_flush(llm_detok_stream *stream, char *out, size_t cap, size_t *len);
 
 /* ---------------------------------------------------------------------------------------------- */
@@ -394,8 +431,11 @@ llm_status llm_detok_stream_flush(llm_detok_stream *stream, char *out, size_t ca
 typedef struct llm_chat_template llm_chat_template;
 
 /* Parses a template (trim_blocks and lstrip_blocks on, as transformers renders chat templates).
- * Syntax errors: LLM_ERR_BAD_FORMAT with "line L, column C: message" in err.
- * *out: caller owns; free with llm_chat_template_free. */
+ * source: UTF-8 (need not be NUL-terminated), borrowed for the call.
+ * Syntax errors: LLM_ERR_BAD_FORMAT with "line L, column C: message" in err (lines 1-based, columns
+ * in code points, 1-based): unclosed tags and blocks, unexpected tokens, unknown tags, unknown filter
+ * or test names outside an if (as jinja2 rejects them at compile time), invalid UTF-8.
+ * *out: caller owns; free with llm_chat_template_free. NULL on failure. */
 llm_status llm_chat_template_parse(const char *source, size_t len, llm_chat_template **out, char *err,
                                    size_t err_cap);
 
@@ -404,21 +444,37 @@ void llm_chat_template_free(llm_chat_template *tmpl); /* NULL is a no-op */
 typedef struct llm_chat_template_render_params {
     /* Seconds since the epoch that strftime_now() sees; 0 = the current time. */
     int64_t now_unix;
-    /* Bound on the work one render may do (loop iterations + calls); 0 = 10,000,000. Guards against
-     * templates that never finish. */
+    /* Bound on the work one render may do (loop iterations, calls, statements, plus one step per 256
+     * bytes of text processed); 0 = 10,000,000. Guards against templates that never finish.
+     * Exceeding it is an LLM_ERR_BAD_FORMAT error. */
     int64_t max_steps;
+    /* Bound on the memory one render may use (values + output); 0 = 256 MiB. A template can build
+     * huge strings in few steps ('x' * 10**9); exceeding it is LLM_ERR_MEMORY_LIMIT. */
+    int64_t max_bytes;
 } llm_chat_template_render_params;
 
+/* now_unix 0, max_steps 10,000,000, max_bytes 256 MiB. Never fails. */
 llm_chat_template_render_params llm_chat_template_default_render_params(void);
 
 /* Renders with the variables of a JSON object, in the shapes transformers passes them:
  * {"messages": [...OpenAI-style messages...], "tools": [...] or absent, "add_generation_prompt": bool,
  *  "bos_token": "...", "eos_token": "...", plus any extra variables ("enable_thinking", ...)}.
- * out: caller buffer of cap bytes, NUL-terminated when it fits; *out_len receives the length of the
- * render (also on LLM_ERR_BUFFER_TOO_SMALL). A template that calls raise_exception(msg), or an
- * undefined function, an invalid operation or exceeded step budget, is an error with "line L,
- * column C: message" in err: LLM_ERR_BAD_FORMAT for template errors (raise_exception's message is
- * given verbatim after the position), LLM_ERR_BAD_JSON for malformed vars_json.
+ * vars_json may be NULL when vars_len is 0 (no variables).
+ * out: caller buffer of cap bytes (may be NULL when cap is 0). The render fits when cap >= *out_len + 1:
+ * it is then written NUL-terminated; otherwise nothing is written and LLM_ERR_BUFFER_TOO_SMALL is
+ * returned. *out_len (may be NULL) receives the length of the render without the NUL (also on
+ * LLM_ERR_BUFFER_TOO_SMALL; 0 on other errors). The render may contain NUL bytes ("\u0000" in vars).
+ * A template that calls raise_exception(msg), or an undefined function, an invalid operation or
+ * exceeded step budget, is an error with "line L, column C: message" in err: LLM_ERR_BAD_FORMAT for
+ * template errors (raise_exception's message is given verbatim after the position),
+ * LLM_ERR_UNSUPPORTED for jinja2 features this engine lacks (e.g. the groupby filter),
+ * LLM_ERR_MEMORY_LIMIT past max_bytes, LLM_ERR_BAD_JSON for malformed vars_json ("vars: line L, column
+ * C (byte B): ..."), LLM_ERR_INVALID_ARGUMENT for NULL misuse.
+ * Semantics are those of Python jinja2 3.x inside transformers' ImmutableSandboxedEnvironment
+ * (trim_blocks, lstrip_blocks, loopcontrols, the generation tag, tojson with ensure_ascii=False,
+ * raise_exception, strftime_now); strftime_now formats now_unix in UTC with the C locale (transformers
+ * uses the host's local time). Integers are 64-bit (Python's are unbounded: overflow is an error).
+ * A parsed template is immutable: any number of threads may render it at the same time.
  * params may be NULL for defaults. */
 llm_status llm_chat_template_render(const llm_chat_template *tmpl, const char *vars_json, size_t vars_len,
                                     const llm_chat_template_render_params *params, char *out, size_t cap,

@@ -6,9 +6,8 @@ command -v cmake >/dev/null 2>&1 || need="$need cmake"
 command -v cc >/dev/null 2>&1 || need="$need gcc"
 command -v make >/dev/null 2>&1 || need="$need make"
 command -v npm >/dev/null 2>&1 || need="$need nodejs npm"
-command -v pkg-config >/dev/null 2>&1 || need="$need pkg-config"
-pkg-config --exists libpcre2-8 2>/dev/null || need="$need libpcre2-dev"
-pkg-config --exists libutf8proc 2>/dev/null || need="$need libutf8proc-dev"
+[ -f /usr/include/pcre2.h ] || need="$need libpcre2-dev"
+[ -f /usr/include/utf8proc.h ] || need="$need libutf8proc-dev"
 # libasan/libubsan come with gcc on Debian; check the runtime is really there.
 if command -v cc >/dev/null 2>&1; then
   printf 'int main(void){return 0;}\n' > /tmp/llamac-asan-probe.c

@@ -6,6 +6,7 @@
 
 int cli_inspect(int argc, char **argv);
 int cli_eval(int argc, char **argv);
+int cli_tokenize(int argc, char **argv);
 
 static const struct {
     const char *name;
@@ -14,6 +15,7 @@ static const struct {
 } commands[] = {
     {"inspect", cli_inspect, "show a model's architecture, dimensions, parameters, dtypes and memory footprint"},
     {"eval", cli_eval, "run a token sequence through the model; print per-position argmax, optionally dump logits"},
+    {"tokenize", cli_tokenize, "encode text with the model's tokenizer.json; print the token ids"},
 };
 
 static void usage(FILE *f) {
