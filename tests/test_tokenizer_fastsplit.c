@@ -104,7 +104,7 @@ int main(void) {
                 if (tu_rng_below(&rng, 3) == 0) { /* any code point */
                     uint32_t cp = tu_rng_below(&rng, 0x30000);
                     if (cp >= 0xD800 && cp < 0xE000) cp = 0x20;
-                    len += tok_utf8_put(cp, s + len);
+                    len += llm_utf8_encode(cp, s + len);
                     continue;
                 }
                 p = wide[tu_rng_below(&rng, sizeof wide / sizeof wide[0])];

@@ -17,7 +17,7 @@
 static tu_rng rng;
 
 static size_t put_utf8(uint32_t cp, char *o) {
-    return tok_utf8_put(cp, o);
+    return llm_utf8_encode(cp, o);
 }
 
 static int valid_utf8(const char *s, size_t n) {

@@ -19,6 +19,7 @@
  *     index (see build_object_index for why not a hash table).
  */
 #include "core/json.h"
+#include "core/utf8.h"
 
 #include <limits.h>
 #include <math.h>
@@ -309,30 +310,6 @@ static long parse_hex4(const unsigned char *s, size_t pos, size_t limit)
         value = value * 16 + digit;
     }
     return value;
-}
-
-static size_t encode_utf8(unsigned long cp, char *out)
-{
-    if (cp < 0x80) {
-        out[0] = (char)cp;
-        return 1;
-    }
-    if (cp < 0x800) {
-        out[0] = (char)(0xC0 | (cp >> 6));
-        out[1] = (char)(0x80 | (cp & 0x3F));
-        return 2;
-    }
-    if (cp < 0x10000) {
-        out[0] = (char)(0xE0 | (cp >> 12));
-        out[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
-        out[2] = (char)(0x80 | (cp & 0x3F));
-        return 3;
-    }
-    out[0] = (char)(0xF0 | (cp >> 18));
-    out[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
-    out[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
-    out[3] = (char)(0x80 | (cp & 0x3F));
-    return 4;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -746,7 +723,7 @@ static int parse_escaped_string(parser *p, size_t open, size_t first_escape,
                          ((unsigned long)low - 0xDC00);
             escape_len = 12;
         }
-        out_pos += encode_utf8(code_point, decoded + out_pos);
+        out_pos += llm_utf8_encode((uint32_t)code_point, decoded + out_pos);
         i += escape_len;
     }
     decoded[out_pos] = '\0';

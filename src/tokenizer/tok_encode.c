@@ -128,7 +128,7 @@ llm_status tok_debug_pieces(llm_tokenizer *t, const char *text, size_t len, unsi
             uint8_t b = (uint8_t)base[sp->start + k];
             if (t->byte_level_mode) { /* show what HF materializes */
                 char u[4];
-                llm_strbuf_append(out, u, tok_utf8_put(tok_byte_to_cp(b), u));
+                llm_strbuf_append(out, u, llm_utf8_encode(tok_byte_to_cp(b), u));
             } else {
                 llm_strbuf_append_char(out, (char)b);
             }

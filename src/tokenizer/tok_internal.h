@@ -34,6 +34,7 @@
 #include <stdint.h>
 
 #include "core/error.h"
+#include "core/utf8.h"
 #include "core/strbuf.h"
 #include "llamac.h"
 
@@ -73,7 +74,6 @@ static inline size_t tok_utf8_last_len(const uint8_t *s, size_t n) {
 }
 
 /* Writes cp as UTF-8 into out (4 bytes room); returns the length. */
-size_t tok_utf8_put(uint32_t cp, char *out);
 
 /* Offset of the first byte that is not part of valid UTF-8, or len if all of s is valid. */
 size_t tok_utf8_check(const char *s, size_t len);

@@ -376,7 +376,7 @@ static llm_status parse_pretok(ld *c, const llm_json *obj, const char *path, int
         p.type = TOK_PT_METASPACE;
         p.split = 1;
         if ((st = get_char(c, obj, "replacement", path, 1, &p.replacement)) != LLM_OK) return st;
-        p.repl_len = tok_utf8_put(p.replacement, p.repl_utf8);
+        p.repl_len = llm_utf8_encode(p.replacement, p.repl_utf8);
         if ((st = get_prepend_scheme(c, obj, path, &p.prepend_scheme)) != LLM_OK) return st;
         if ((st = get_bool(c, obj, "split", path, &p.split)) != LLM_OK) return st;
     } else if (strcmp(type, "Digits") == 0) {
@@ -980,7 +980,7 @@ static llm_status setup_byte_level(ld *c) {
     if (t->cont_prefix || t->eow_suffix) return LLM_OK;
     for (int b = 0; b < 256; b++) {
         char u[4];
-        size_t n = tok_utf8_put(tok_byte_to_cp((uint8_t)b), u);
+        size_t n = llm_utf8_encode(tok_byte_to_cp((uint8_t)b), u);
         t->byte_level_id[b] = tok_map_get(&t->vocab, u, n);
         if (t->byte_level_id[b] < 0) return LLM_OK; /* a byte the vocabulary lacks: take the general path */
     }

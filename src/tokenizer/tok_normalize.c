@@ -55,10 +55,10 @@ static void lowercase(const char *s, size_t len, llm_strbuf *out) {
         char u[8];
         size_t n;
         if (cp == 0x130) {
-            n = tok_utf8_put('i', u);
-            n += tok_utf8_put(0x307, u + n);
+            n = llm_utf8_encode('i', u);
+            n += llm_utf8_encode(0x307, u + n);
         } else {
-            n = tok_utf8_put((uint32_t)utf8proc_tolower((utf8proc_int32_t)cp), u);
+            n = llm_utf8_encode((uint32_t)utf8proc_tolower((utf8proc_int32_t)cp), u);
         }
         llm_strbuf_append(out, u, n);
     }

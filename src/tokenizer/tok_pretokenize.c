@@ -257,7 +257,7 @@ static llm_status byte_level(llm_tokenizer *t, const tok_pretok *p, const char *
         size_t start = nb->len;
         for (uint32_t k = 0; k < sp->len; k++) {
             char u[4];
-            llm_strbuf_append(nb, u, tok_utf8_put(tok_byte_to_cp((uint8_t)b[sp->start + k]), u));
+            llm_strbuf_append(nb, u, llm_utf8_encode(tok_byte_to_cp((uint8_t)b[sp->start + k]), u));
         }
         sp->start = (uint32_t)start;
         sp->len = (uint32_t)(nb->len - start);

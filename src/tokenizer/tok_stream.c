@@ -139,7 +139,7 @@ static void strip_frag(llm_detok_stream *s, size_t k, const tok_decoder *d, cons
     llm_strbuf out = LLM_STRBUF_INIT;
     size_t i = 0;
     char cu[4];
-    size_t clen = tok_utf8_put(d->cp, cu);
+    size_t clen = llm_utf8_encode(d->cp, cu);
     while (i < len) {
         uint32_t cp;
         size_t n = tok_utf8_next(u + i, len - i, &cp);
