@@ -3,7 +3,7 @@
 BUILD_DIR ?= build
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 
-.PHONY: all build deps npm-deps test clean format
+.PHONY: all build deps npm-deps test demo clean format
 NPM_DIR = $(BUILD_DIR)/npm
 
 all: build
@@ -24,6 +24,12 @@ npm-deps:
 
 test: build npm-deps
 	cd $(BUILD_DIR) && ctest --output-on-failure -j $(JOBS) --timeout 900
+
+# Generates text with the bundled demo model (models/kjv-tiny, trained by scripts/train_demo_model.py).
+DEMO_PROMPT ?= And it came to pass
+demo: build
+	@echo "llama-cli generate --prompt \"$(DEMO_PROMPT)\" (bundled model models/kjv-tiny)"
+	@$(BUILD_DIR)/llama-cli generate --prompt "$(DEMO_PROMPT)" --max-tokens 120 --seed 7
 
 format:
 	clang-format -i include/*.h $$(find src tools tests bench -name '*.[ch]')

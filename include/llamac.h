@@ -123,6 +123,12 @@ typedef struct llm_model_params {
     llm_log_fn log_fn;        /* may be NULL: no logging */
     void *log_user_data;
     llm_log_level log_level;  /* messages below this level are not formatted; default LLM_LOG_INFO */
+    /* Optional progress of llm_model_load / llm_model_create_random, called from the calling thread
+     * with fractions in [0, 1] that never decrease, the last one exactly 1 on success (not on failure).
+     * With it set, llm_model_load also reads the weights through once after validating them (so they
+     * are resident before the first forward pass) and reports that; without it, pages load lazily. */
+    void (*progress_fn)(float fraction, void *user_data);
+    void *progress_user_data;
 } llm_model_params;
 
 /* Defaults as documented on each field. Never fails. */
@@ -145,6 +151,32 @@ llm_model_params llm_model_default_params(void);
  * LLM_ERR_INVALID_ARGUMENT. */
 llm_status llm_model_load(const char *dir, const llm_model_params *params, llm_model **out, char *err,
                           size_t err_cap);
+
+/* Builds a model of a real checkpoint's exact shape with random weights, in memory (no files), so
+ * that anyone can reproduce speed figures without downloading weights.
+ *
+ * preset:  "llama-3.2-1b", "qwen3-0.6b" or "llama-3-8b" (hyper-parameters as in their Hugging Face
+ *          config.json: dimensions, tied embeddings, qk-norm, RoPE theta and llama3 scaling, EOS ids);
+ *          also "tiny" (40 M parameters, 80 MB in BF16: quick, yet larger than most caches), for tests;
+ *          llm_model_random_preset does not list it. Borrowed.
+ * dtype:   storage of every tensor (real checkpoints are BF16).
+ * seed:    the same preset, dtype and seed give the same weights, whatever the thread count.
+ *          Matrices are uniform in +-sqrt(3 / fan_in) (unit-variance outputs for unit-variance
+ *          inputs, so activations and logits stay O(1)); norm weights are 1 + U(-0.1, 0.1).
+ * params:  may be NULL for defaults; borrowed. The weight bytes are checked against the memory limit
+ *          before anything large is allocated; the fill runs on params->n_threads threads and reports
+ *          through params->progress_fn.
+ * out:     receives the new model on LLM_OK (caller owns it; free with llm_model_free), NULL otherwise.
+ *          It has no tokenizer. llm_model_info's architecture is the preset's ("LlamaForCausalLM").
+ * err:     optional caller buffer for a one-line message; always NUL-terminated.
+ * Returns LLM_OK, LLM_ERR_INVALID_ARGUMENT (an unknown preset: the message lists the presets; a bad
+ * dtype or parameter), LLM_ERR_MEMORY_LIMIT, LLM_ERR_OUT_OF_MEMORY, LLM_ERR_BACKEND_UNAVAILABLE. */
+llm_status llm_model_create_random(const char *preset, llm_dtype dtype, uint64_t seed,
+                                   const llm_model_params *params, llm_model **out, char *err, size_t err_cap);
+
+/* The name of the i-th preset of llm_model_create_random (0, 1, ...), NULL past the last. Owned by the
+ * library. */
+const char *llm_model_random_preset(size_t i);
 
 /* Unmaps and frees the model. All engines of the model must have been freed first. NULL is a no-op. */
 void llm_model_free(llm_model *model);
@@ -255,6 +287,16 @@ void llm_seq_free(llm_engine *engine, llm_seq_id seq);
 
 /* Number of tokens the sequence holds (its next position). -1 for an unknown id. */
 int32_t llm_seq_length(const llm_engine *engine, llm_seq_id seq);
+
+/* The token ids the sequence holds, in order (llm_seq_length of them). Owned by the engine; valid
+ * until the sequence next changes. NULL for an unknown id. */
+const int32_t *llm_seq_tokens(const llm_engine *engine, llm_seq_id seq);
+
+/* Keeps the first n_tokens of the sequence and forgets the rest (their KV blocks return to the pool).
+ * Used to reuse a shared prefix: a chat turn re-renders the conversation, keeps the common prefix and
+ * prefills only what differs. Returns LLM_OK, LLM_ERR_INVALID_SEQUENCE, or LLM_ERR_INVALID_ARGUMENT
+ * when n_tokens is negative or larger than the sequence. */
+llm_status llm_seq_truncate(llm_engine *engine, llm_seq_id seq, int32_t n_tokens);
 
 typedef enum llm_logits_mode {
     LLM_LOGITS_NONE = 0, /* compute no logits (the KV cache is still filled) */
@@ -426,6 +468,98 @@ llm_status llm_detok_stream_feed(llm_detok_stream *stream, int32_t id, char *out
 llm_status llm_detok_stream_flush(llm_detok_stream *stream, char *out, size_t cap, size_t *len);
 
 /* ---------------------------------------------------------------------------------------------- */
+/* Sampling: logits -> next token                                                                   */
+
+/* Sampling is deterministic: a sampler's tokens depend only on its parameters (seed included), the
+ * logits it is given and the tokens it has recorded; each sampler owns its random stream (xoshiro256**
+ * seeded through splitmix64) and draws exactly one number per sample when temperature > 0 (none when
+ * it is 0).
+ *
+ * Order of tokens: every truncation and top_logprobs ranks tokens by their logit after logit_bias and
+ * penalties, higher first; equal logits rank by lower token id. Top-k keeps exactly the first k of
+ * that order, top-p its shortest prefix whose probability (at the temperature, renormalized over the
+ * top-k tokens) sums to >= top_p, min-p those with probability >= min_p * the largest one. The best
+ * token always survives. Probabilities are computed in float (relative error ~1e-7) and summed in
+ * double: a token whose top-p or min-p fate lies within that rounding may go either way.
+ * Cost per call: a few vectorized passes over the vocabulary, no sort, no allocation; top-k adds a
+ * bounded heap (O(k log k) at worst), top-p one to a few more passes and a heap over the few thousand
+ * tokens nearest the nucleus' end (thousands of exactly equal logits there cost more, still exact).
+ * Memory: about 20 bytes per vocabulary entry per sampler. */
+
+#define LLM_MAX_TOP_LOGPROBS 20
+
+typedef struct llm_logit_bias {
+    int32_t token; /* in [0, n_vocab); a token may appear only once */
+    float bias;    /* added to the token's logit before anything else (OpenAI semantics): [-100, 100] */
+} llm_logit_bias;
+
+typedef struct llm_sampling_params {
+    float temperature;        /* finite, >= 0; 0 = greedy (argmax, ties to the lowest id; top_k, top_p,
+                                 min_p then play no part). Default 1 */
+    int32_t top_k;            /* >= 0; 0 = off. Default 0 */
+    float top_p;              /* (0, 1]; 1 = off. Default 1 */
+    float min_p;              /* [0, 1]; 0 = off. Default 0 */
+    float repetition_penalty; /* finite, > 0; 1 = off. HF semantics over every token seen (prompt +
+                                 generated), once per distinct token: logit > 0 ? logit / penalty
+                                 : logit * penalty. Default 1 */
+    float presence_penalty;   /* [-2, 2]; OpenAI semantics over generated tokens. Default 0 */
+    float frequency_penalty;  /* [-2, 2]; OpenAI semantics over generated tokens: logit -= presence *
+                                 (count > 0) + frequency * count, count = times generated. Default 0 */
+    const llm_logit_bias *logit_bias; /* borrowed for llm_sampler_create; copied */
+    size_t n_logit_bias;
+    uint64_t seed;            /* same seed + same settings + same logits -> same tokens */
+    int32_t top_logprobs;     /* 0..LLM_MAX_TOP_LOGPROBS alternatives reported with each sampled token */
+} llm_sampling_params;
+
+/* temperature 1, top_k 0, top_p 1, min_p 0, repetition_penalty 1, penalties 0, no bias, seed 0,
+ * top_logprobs 0. Never fails. */
+llm_sampling_params llm_sampling_default_params(void);
+
+typedef struct llm_sampler llm_sampler;
+
+/* Validates params against n_vocab (>= 1): a bad value (NaN included) is LLM_ERR_INVALID_ARGUMENT with
+ * a message naming the parameter, the value and its allowed range in err (optional caller buffer,
+ * always NUL-terminated when err_cap > 0). params may be NULL for the defaults; borrowed for the call.
+ * *out: caller owns; free with llm_sampler_free. NULL on failure.
+ * Returns LLM_OK, LLM_ERR_INVALID_ARGUMENT, LLM_ERR_OUT_OF_MEMORY. */
+llm_status llm_sampler_create(const llm_sampling_params *params, int32_t n_vocab, llm_sampler **out, char *err,
+                              size_t err_cap);
+void llm_sampler_free(llm_sampler *s); /* NULL is a no-op */
+
+/* The message of the sampler's last failed call ("" if none). Owned by the sampler; valid until its
+ * next call or llm_sampler_free. */
+const char *llm_sampler_last_error(const llm_sampler *s);
+
+/* Forgets the token history and restarts the random stream from the seed. */
+void llm_sampler_reset(llm_sampler *s);
+
+/* Records a prompt token (counts for the repetition penalty only). LLM_ERR_INVALID_ARGUMENT for a
+ * token outside [0, n_vocab). */
+llm_status llm_sampler_accept_prompt(llm_sampler *s, int32_t token);
+
+typedef struct llm_token_logprob {
+    int32_t token;
+    float logprob;
+} llm_token_logprob;
+
+typedef struct llm_sample_result {
+    int32_t token;
+    float logprob;            /* of the chosen token, see below */
+    int32_t n_top;            /* entries used in top[]: min(top_logprobs, n_vocab) */
+    llm_token_logprob top[LLM_MAX_TOP_LOGPROBS]; /* the best tokens, best first (see "Order of tokens") */
+} llm_sample_result;
+
+/* Chooses the next token from logits[n_vocab] (not modified) and records it as generated.
+ * Order: logit_bias, repetition penalty, presence/frequency penalties, temperature, top-k, top-p,
+ * min-p, then a draw. Log-probabilities are those of the distribution after bias and penalties, before
+ * temperature and truncation (what the model, as steered, predicts): the log-softmax computed with the
+ * max subtracted and the sum in double.
+ * Logits may be -inf (a banned token: never chosen); a NaN or +inf logit (the message names its index)
+ * or every logit -inf is LLM_ERR_INVALID_ARGUMENT. On error nothing is recorded and no random number is
+ * drawn. Returns LLM_OK or LLM_ERR_INVALID_ARGUMENT (message in llm_sampler_last_error). */
+llm_status llm_sampler_sample(llm_sampler *s, const float *logits, llm_sample_result *out);
+
+/* ---------------------------------------------------------------------------------------------- */
 /* Chat templates: the Jinja2 subset that real chat templates use, rendered as transformers does   */
 
 typedef struct llm_chat_template llm_chat_template;
@@ -457,8 +591,11 @@ typedef struct llm_chat_template_render_params {
 llm_chat_template_render_params llm_chat_template_default_render_params(void);
 
 /* Renders with the variables of a JSON object, in the shapes transformers passes them:
- * {"messages": [...OpenAI-style messages...], "tools": [...] or absent, "add_generation_prompt": bool,
+ * {"messages": [...OpenAI-style messages...], "tools": [...] or null, "add_generation_prompt": bool,
  *  "bos_token": "...", "eos_token": "...", plus any extra variables ("enable_thinking", ...)}.
+ * transformers passes tools=None when there are none: pass null to match it (an absent key is an
+ * undefined variable, which some templates treat differently). JSON values become Python values as
+ * json.loads makes them (1 an int, 1.0 a float, objects keep their key order).
  * vars_json may be NULL when vars_len is 0 (no variables).
  * out: caller buffer of cap bytes (may be NULL when cap is 0). The render fits when cap >= *out_len + 1:
  * it is then written NUL-terminated; otherwise nothing is written and LLM_ERR_BUFFER_TOO_SMALL is
@@ -469,16 +606,100 @@ llm_chat_template_render_params llm_chat_template_default_render_params(void);
  * template errors (raise_exception's message is given verbatim after the position),
  * LLM_ERR_UNSUPPORTED for jinja2 features this engine lacks (e.g. the groupby filter),
  * LLM_ERR_MEMORY_LIMIT past max_bytes, LLM_ERR_BAD_JSON for malformed vars_json ("vars: line L, column
- * C (byte B): ..."), LLM_ERR_INVALID_ARGUMENT for NULL misuse.
+ * C (byte B): ...") or one that is not an object, LLM_ERR_INVALID_ARGUMENT for NULL misuse,
+ * LLM_ERR_OUT_OF_MEMORY when malloc fails.
  * Semantics are those of Python jinja2 3.x inside transformers' ImmutableSandboxedEnvironment
  * (trim_blocks, lstrip_blocks, loopcontrols, the generation tag, tojson with ensure_ascii=False,
  * raise_exception, strftime_now); strftime_now formats now_unix in UTC with the C locale (transformers
  * uses the host's local time). Integers are 64-bit (Python's are unbounded: overflow is an error).
- * A parsed template is immutable: any number of threads may render it at the same time.
+ * A parsed template is immutable: any number of threads may render it at the same time. Parsing and
+ * rendering use at most about 512 KiB of the calling thread's stack: deeper nesting (in the source, in
+ * macro recursion, in values) is refused with an error instead.
  * params may be NULL for defaults. */
 llm_status llm_chat_template_render(const llm_chat_template *tmpl, const char *vars_json, size_t vars_len,
                                     const llm_chat_template_render_params *params, char *out, size_t cap,
                                     size_t *out_len, char *err, size_t err_cap);
+
+/* ---------------------------------------------------------------------------------------------- */
+/* Generation: prompt -> streamed tokens and text                                                   */
+
+/* The model's tokenizer (tokenizer.json in its directory), or NULL when the directory has none.
+ * Owned by the model. */
+llm_tokenizer *llm_model_tokenizer(llm_model *model);
+
+/* Renders the model's chat template (tokenizer_config.json / chat_template.jinja) the way
+ * transformers' apply_chat_template does: bos_token and eos_token come from the tokenizer config.
+ * messages_json: a JSON array of OpenAI-style messages. tools_json: a JSON array of tools, or NULL.
+ * extra_vars_json: a JSON object of further variables ({"enable_thinking": false}), or NULL.
+ * out/cap/out_len as llm_chat_template_render. Errors: LLM_ERR_UNSUPPORTED when the model has no chat
+ * template, LLM_ERR_BAD_JSON, and those of llm_chat_template_render; the message is in
+ * llm_model_last_error(model). The render is meant to be tokenized with LLM_TOKENIZE_PARSE_SPECIAL
+ * and without LLM_TOKENIZE_ADD_SPECIAL (the template writes BOS itself). */
+llm_status llm_model_apply_chat_template(llm_model *model, const char *messages_json, size_t messages_len,
+                                         const char *tools_json, size_t tools_len, int add_generation_prompt,
+                                         const char *extra_vars_json, size_t extra_len, char *out, size_t cap,
+                                         size_t *out_len);
+
+typedef enum llm_finish_reason {
+    LLM_FINISH_NONE = 0,      /* still running (only seen in events) */
+    LLM_FINISH_STOP = 1,      /* a stop string matched (it is not part of the text) */
+    LLM_FINISH_LENGTH = 2,    /* max_tokens generated, or the context is full */
+    LLM_FINISH_EOS = 3,       /* an end-of-sequence token was sampled (not part of the text) */
+    LLM_FINISH_CANCELLED = 4, /* the cancel flag was set or the callback asked to stop */
+} llm_finish_reason;
+
+/* "none", "stop", "length", "eos", "cancelled". Owned by the library. */
+const char *llm_finish_reason_name(llm_finish_reason reason);
+
+typedef struct llm_generate_event {
+    int32_t token;                   /* the generated token; -1 for the final flush event */
+    const char *text;                /* complete UTF-8 that became final with this token (may be empty) */
+    size_t text_len;
+    const llm_sample_result *sample; /* its log-probabilities; NULL for the final flush event */
+} llm_generate_event;
+
+/* Called from the generating thread for every generated token (not for EOS or a token completing a
+ * stop string beyond the text before it), then once with token -1 if held text remains at the end.
+ * The event and its pointers are valid only during the call. Return nonzero to stop (finish reason
+ * cancelled). */
+typedef int (*llm_generate_fn)(const llm_generate_event *event, void *user_data);
+
+typedef struct llm_generate_params {
+    llm_sampling_params sampling;
+    int32_t max_tokens;            /* >= 1; default 256 */
+    const char *const *stop;       /* stop strings (UTF-8, non-empty), matched on the text across token
+                                      boundaries; nothing past a match is emitted. Borrowed for the call */
+    size_t n_stop;
+    int ignore_eos;                /* default 0: stop at the EOS tokens of generation_config.json and
+                                      the tokenizer's eos_token */
+    const volatile int *cancel;    /* optional; checked before every step; set it nonzero from any
+                                      thread or a signal handler to stop */
+    llm_generate_fn on_event;      /* optional */
+    void *user_data;
+} llm_generate_params;
+
+/* sampling defaults, max_tokens 256, no stop strings, EOS honoured, no cancel flag, no callback. */
+llm_generate_params llm_generate_default_params(void);
+
+typedef struct llm_generate_result {
+    llm_finish_reason finish;
+    int32_t n_prompt_tokens;
+    int32_t n_generated;      /* tokens sampled, EOS excluded */
+    double prefill_ms;        /* the prompt's prefill */
+    double ttft_ms;           /* from the call to the first sampled token */
+    double decode_ms;         /* every later step */
+    double prefill_tok_s;
+    double decode_tok_s;
+} llm_generate_result;
+
+/* Appends prompt (n_prompt >= 1 tokens) to the sequence, then samples up to max_tokens tokens, each
+ * appended to the sequence before the next is sampled (the final token is sampled but not appended),
+ * streaming them through params->on_event with their text (the model's tokenizer turns tokens into
+ * complete UTF-8 only). result may be NULL. Returns LLM_OK whatever the finish reason; errors as
+ * llm_prefill / llm_decode and LLM_ERR_INVALID_ARGUMENT for bad sampling or generation parameters
+ * (the message names the parameter), LLM_ERR_UNSUPPORTED when the model has no tokenizer. */
+llm_status llm_generate(llm_engine *engine, llm_seq_id seq, const int32_t *prompt, size_t n_prompt,
+                        const llm_generate_params *params, llm_generate_result *result);
 
 #ifdef __cplusplus
 }

@@ -1,10 +1,16 @@
 #include "cli_common.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+
+#include "cli_progress.h"
+#include "core/json.h"
+#include "core/strbuf.h"
 
 int cli_error(const char *fmt, ...) {
     va_list ap;
@@ -101,19 +107,145 @@ int cli_parse_token_list(const char *s, int32_t **out, size_t *n) {
     return 0;
 }
 
-llm_model *cli_load_model(const cli_model_opts *o) {
-    if (!o->model_dir) {
-        cli_error("--model DIR is required");
-        return NULL;
+const char cli_generate_flags_help[] =
+    "  --max-tokens N          tokens to generate (default 256)\n"
+    "  --temperature T         0 = greedy (default 0.8)\n"
+    "  --top-k K               0 = off (default 40)\n"
+    "  --top-p P               (0, 1], 1 = off (default 0.95)\n"
+    "  --min-p P               [0, 1], 0 = off (default 0.05)\n"
+    "  --repeat-penalty R      > 0, 1 = off (default 1.1)\n"
+    "  --presence-penalty P    [-2, 2] (default 0)\n"
+    "  --frequency-penalty P   [-2, 2] (default 0)\n"
+    "  --seed S                random seed (default: from the clock, printed in the summary)\n"
+    "  --stop TEXT             stop string, repeatable (up to 16)\n"
+    "  --ignore-eos            keep going past end-of-sequence tokens\n";
+
+static int parse_float(const char *s, double lo, double hi, float *out) {
+    if (!s || !*s) return -1;
+    char *end = NULL;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || *end || !(v >= lo && v <= hi)) return -1;
+    *out = (float)v;
+    return 0;
+}
+
+int cli_parse_generate_flag(int argc, char **argv, int *i, llm_generate_params *gp, const char **stops,
+                            int *seed_given) {
+    const char *a = argv[*i];
+    const char *v = *i + 1 < argc ? argv[*i + 1] : NULL;
+    long long n;
+    static const struct {
+        const char *flag;
+        size_t offset;
+        double lo, hi;
+        const char *range;
+    } floats[] = {
+        {"--temperature", offsetof(llm_sampling_params, temperature), 0, 1e6, "a number >= 0"},
+        {"--top-p", offsetof(llm_sampling_params, top_p), 1e-9, 1, "a number in (0, 1]"},
+        {"--min-p", offsetof(llm_sampling_params, min_p), 0, 1, "a number in [0, 1]"},
+        {"--repeat-penalty", offsetof(llm_sampling_params, repetition_penalty), 1e-9, 1e6, "a number > 0"},
+        {"--presence-penalty", offsetof(llm_sampling_params, presence_penalty), -2, 2, "a number in [-2, 2]"},
+        {"--frequency-penalty", offsetof(llm_sampling_params, frequency_penalty), -2, 2, "a number in [-2, 2]"},
+    };
+    for (size_t k = 0; k < sizeof floats / sizeof floats[0]; k++)
+        if (strcmp(a, floats[k].flag) == 0) {
+            if (parse_float(v, floats[k].lo, floats[k].hi, (float *)((char *)&gp->sampling + floats[k].offset)) != 0)
+                return cli_error("%s needs %s, not '%s'", a, floats[k].range, v ? v : ""), -1;
+            ++*i;
+            return 1;
+        }
+    if (strcmp(a, "--max-tokens") == 0 || strcmp(a, "-n") == 0) {
+        if (cli_parse_int(v, 1, 1 << 24, &n) != 0) return cli_error("%s needs a count >= 1, not '%s'", a, v ? v : ""), -1;
+        gp->max_tokens = (int32_t)n;
+        ++*i;
+        return 1;
     }
+    if (strcmp(a, "--top-k") == 0) {
+        if (cli_parse_int(v, 0, INT32_MAX, &n) != 0) return cli_error("--top-k needs a count >= 0, not '%s'", v ? v : ""), -1;
+        gp->sampling.top_k = (int32_t)n;
+        ++*i;
+        return 1;
+    }
+    if (strcmp(a, "--seed") == 0) {
+        char *end = NULL;
+        errno = 0;
+        unsigned long long sd = v ? strtoull(v, &end, 10) : 0;
+        if (!v || !*v || *v == '-' || errno || *end) return cli_error("--seed needs a non-negative integer, not '%s'", v ? v : ""), -1;
+        gp->sampling.seed = sd;
+        *seed_given = 1;
+        ++*i;
+        return 1;
+    }
+    if (strcmp(a, "--stop") == 0) {
+        if (!v || !*v) return cli_error("--stop needs a non-empty string"), -1;
+        if (gp->n_stop >= 16) return cli_error("at most 16 --stop strings"), -1;
+        stops[gp->n_stop++] = v;
+        gp->stop = stops;
+        ++*i;
+        return 1;
+    }
+    if (strcmp(a, "--ignore-eos") == 0) {
+        gp->ignore_eos = 1;
+        return 1;
+    }
+    return 0;
+}
+
+void cli_default_sampling(llm_sampling_params *sp) {
+    sp->temperature = 0.8f;
+    sp->top_k = 40;
+    sp->top_p = 0.95f;
+    sp->min_p = 0.05f;
+    sp->repetition_penalty = 1.1f;
+}
+
+char *cli_messages_json(const char *system, const char *user) {
+    llm_strbuf sb = {0};
+    llm_strbuf_append_char(&sb, '[');
+    if (system) {
+        llm_strbuf_append_str(&sb, "{\"role\":\"system\",\"content\":");
+        llm_json_escape(&sb, system, strlen(system));
+        llm_strbuf_append_str(&sb, "},");
+    }
+    llm_strbuf_append_str(&sb, "{\"role\":\"user\",\"content\":");
+    llm_json_escape(&sb, user, strlen(user));
+    llm_strbuf_append_str(&sb, "}]");
+    return llm_strbuf_detach(&sb, NULL);
+}
+
+double cli_now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec * 1e-6;
+}
+
+const char *cli_default_model_dir(void) {
+    const char *env = getenv("LLAMAC_DEMO_MODEL");
+    return env && *env ? env : LLAMAC_DEMO_MODEL_DIR;
+}
+
+llm_model_params cli_model_params(const cli_model_opts *o) {
     llm_model_params mp = llm_model_default_params();
     mp.backend = o->backend;
     mp.n_threads = o->n_threads;
     mp.log_fn = log_to_stderr;
     mp.log_level = o->verbose ? LLM_LOG_DEBUG : LLM_LOG_WARN;
+    return mp;
+}
+
+llm_model *cli_load_model(const cli_model_opts *o) {
+    if (!o->model_dir) {
+        cli_error("--model DIR is required");
+        return NULL;
+    }
+    llm_model_params mp = cli_model_params(o);
+    cli_progress bar;
+    cli_progress_attach(&bar, "loading", &mp);
     llm_model *model = NULL;
     char err[1024];
     llm_status st = llm_model_load(o->model_dir, &mp, &model, err, sizeof err);
+    cli_progress_end(&bar);
     if (st != LLM_OK) {
         cli_error("%s (%s)", err, llm_status_name(st));
         return NULL;

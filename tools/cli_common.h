@@ -28,7 +28,32 @@ int cli_parse_int(const char *s, long long lo, long long hi, long long *out);
 /* Parses "1,2,3" into a malloc'd array. Returns 0 on success, else prints an error and returns -1. */
 int cli_parse_token_list(const char *s, int32_t **out, size_t *n);
 
-/* Loads the model named by o (prints the error and returns NULL on failure). */
+/* Flags shared by generate and chat: --max-tokens --temperature --top-k --top-p --min-p
+ * --repeat-penalty --presence-penalty --frequency-penalty --seed --stop (repeatable) --ignore-eos.
+ * Returns 1 if consumed, 0 if not ours, -1 after printing an error. stops must hold 16 entries. */
+int cli_parse_generate_flag(int argc, char **argv, int *i, llm_generate_params *gp, const char **stops,
+                            int *seed_given);
+/* The help text of those flags. */
+extern const char cli_generate_flags_help[];
+
+/* The CLI's sampling defaults (llama.cpp-like): temperature 0.8, top-k 40, top-p 0.95, min-p 0.05,
+ * repetition penalty 1.1. */
+void cli_default_sampling(llm_sampling_params *sp);
+
+/* A JSON array of OpenAI messages: an optional system message and one user message (malloc'd). */
+char *cli_messages_json(const char *system, const char *user);
+
+/* Monotonic milliseconds. */
+double cli_now_ms(void);
+
+/* The bundled demo model: $LLAMAC_DEMO_MODEL, else models/kjv-tiny of the source tree. */
+const char *cli_default_model_dir(void);
+
+/* Model parameters from o: backend, threads, warnings (debug with --verbose) logged to stderr. */
+llm_model_params cli_model_params(const cli_model_opts *o);
+
+/* Loads the model named by o, with a progress bar when stderr is a terminal (prints the error and
+ * returns NULL on failure). */
 llm_model *cli_load_model(const cli_model_opts *o);
 
 #endif

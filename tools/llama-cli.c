@@ -6,7 +6,11 @@
 
 int cli_inspect(int argc, char **argv);
 int cli_eval(int argc, char **argv);
+int cli_generate(int argc, char **argv);
+int cli_chat(int argc, char **argv);
 int cli_tokenize(int argc, char **argv);
+int cli_template(int argc, char **argv);
+int cli_bench(int argc, char **argv);
 
 static const struct {
     const char *name;
@@ -14,8 +18,12 @@ static const struct {
     const char *summary;
 } commands[] = {
     {"inspect", cli_inspect, "show a model's architecture, dimensions, parameters, dtypes and memory footprint"},
+    {"generate", cli_generate, "stream a continuation of a prompt (the bundled demo model when --model is omitted)"},
+    {"chat", cli_chat, "interactive multi-turn chat through the model's chat template"},
     {"eval", cli_eval, "run a token sequence through the model; print per-position argmax, optionally dump logits"},
     {"tokenize", cli_tokenize, "encode text with the model's tokenizer.json; print the token ids"},
+    {"template", cli_template, "render a model's chat template over a conversation (as transformers does)"},
+    {"bench", cli_bench, "prefill and decode tok/s with the memory-bandwidth roofline (--random-weights: no files)"},
 };
 
 static void usage(FILE *f) {

@@ -1,6 +1,7 @@
 #include "core/threadpool.h"
 
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -43,7 +44,10 @@ static void *worker_main(void *p) {
         while (atomic_load_explicit(&pool->generation, memory_order_acquire) == seen &&
                !atomic_load_explicit(&pool->stop, memory_order_acquire)) {
             if (++spins < LLM_SPIN_LIMIT) {
-                LLM_CPU_RELAX();
+                if (spins % 256 == 0)
+                    sched_yield(); /* let a descheduled peer run on a busy machine */
+                else
+                    LLM_CPU_RELAX();
                 continue;
             }
             pthread_mutex_lock(&pool->mutex);
@@ -119,5 +123,13 @@ void llm_threadpool_run(llm_threadpool *pool, llm_task_fn fn, void *arg) {
     pthread_cond_broadcast(&pool->wake);
     pthread_mutex_unlock(&pool->mutex);
     fn(arg, 0, pool->n_threads);
-    while (atomic_load_explicit(&pool->pending, memory_order_acquire) > 0) LLM_CPU_RELAX();
+    /* Spin briefly, then yield: when the machine has more runnable threads than cores (a busy
+     * host, tests running in parallel), pure spinning would keep the very worker we wait for off its
+     * core. */
+    for (int spins = 0; atomic_load_explicit(&pool->pending, memory_order_acquire) > 0; spins++) {
+        if (spins < LLM_SPIN_LIMIT / 4)
+            LLM_CPU_RELAX();
+        else
+            sched_yield();
+    }
 }

@@ -17,6 +17,7 @@ typedef struct seq_slot {
     int32_t n_tokens;
     int32_t n_blocks;
     int32_t *blocks;     /* [max_blocks_per_seq] */
+    int32_t *tokens;     /* [n_ctx]: the ids whose keys/values the blocks hold */
 } seq_slot;
 
 struct llm_engine {
@@ -64,7 +65,10 @@ static llm_status engine_fail(llm_engine *e, llm_status st, const char *fmt, ...
 void llm_engine_free(llm_engine *e) {
     if (!e) return;
     if (e->seqs)
-        for (int32_t i = 0; i < e->p.n_seq_max; i++) free(e->seqs[i].blocks);
+        for (int32_t i = 0; i < e->p.n_seq_max; i++) {
+            free(e->seqs[i].blocks);
+            free(e->seqs[i].tokens);
+        }
     free(e->seqs);
     if (e->be) {
         llm_forward_release(&e->fwd);
@@ -223,7 +227,8 @@ llm_status llm_engine_create(llm_model *model, const llm_engine_params *params, 
     int ok = e->seqs && e->positions && e->tokens && e->logit_rows && e->bseqs && e->new_blocks && e->mark;
     for (int32_t i = 0; ok && i < p.n_seq_max; i++) {
         e->seqs[i].blocks = malloc((size_t)e->max_blocks_per_seq * sizeof(int32_t));
-        ok = e->seqs[i].blocks != NULL;
+        e->seqs[i].tokens = malloc((size_t)p.n_ctx * sizeof(int32_t));
+        ok = e->seqs[i].blocks != NULL && e->seqs[i].tokens != NULL;
     }
     if (!ok) {
         st = llm_fail(err, LLM_ERR_OUT_OF_MEMORY, "out of memory");
@@ -296,9 +301,39 @@ int32_t llm_seq_length(const llm_engine *e, llm_seq_id id) {
     return s ? s->n_tokens : -1;
 }
 
+const int32_t *llm_seq_tokens(const llm_engine *e, llm_seq_id id) {
+    const seq_slot *s = e ? find_seq(e, id) : NULL;
+    return s ? s->tokens : NULL;
+}
+
+static void shrink_blocks(llm_engine *e, seq_slot *s, int32_t n_blocks);
+
+llm_status llm_seq_truncate(llm_engine *e, llm_seq_id id, int32_t n_tokens) {
+    if (!e) return LLM_ERR_INVALID_ARGUMENT;
+    seq_slot *s = find_seq(e, id);
+    if (!s) return engine_fail(e, LLM_ERR_INVALID_SEQUENCE, "sequence %d does not exist in this engine", id);
+    if (n_tokens < 0 || n_tokens > s->n_tokens)
+        return engine_fail(e, LLM_ERR_INVALID_ARGUMENT, "cannot truncate a sequence of %d tokens to %d", s->n_tokens,
+                           n_tokens);
+    s->n_tokens = n_tokens;
+    shrink_blocks(e, s, (n_tokens + e->p.kv_block_size - 1) / e->p.kv_block_size);
+    return LLM_OK;
+}
+
 int32_t llm_engine_debug_seq_blocks(const llm_engine *e, llm_seq_id id) {
     const seq_slot *s = find_seq(e, id);
     return s ? s->n_blocks : -1;
+}
+
+llm_model *llm_engine_model(const llm_engine *e) { return e->model; }
+
+llm_status llm_engine_set_error(llm_engine *e, llm_status st, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(e->err.msg, sizeof e->err.msg, fmt, ap);
+    va_end(ap);
+    e->err.status = st;
+    return st;
 }
 
 void llm_engine_debug_set_query_rope_offset(llm_engine *e, int offset) { e->fwd.debug_q_position_offset = offset; }
@@ -379,6 +414,7 @@ llm_status llm_prefill(llm_engine *e, llm_seq_id id, const int32_t *tokens, size
         }
         done += (size_t)n;
     }
+    memcpy(s->tokens + s->n_tokens, tokens, n_tokens * sizeof *tokens);
     s->n_tokens += (int32_t)n_tokens;
     return LLM_OK;
 }
@@ -455,6 +491,9 @@ llm_status llm_decode(llm_engine *e, const llm_seq_id *ids, const int32_t *token
         }
         done += (size_t)n;
     }
-    for (size_t i = 0; i < n_seqs; i++) find_seq(e, ids[i])->n_tokens++;
+    for (size_t i = 0; i < n_seqs; i++) {
+        seq_slot *s = find_seq(e, ids[i]);
+        s->tokens[s->n_tokens++] = tokens[i];
+    }
     return LLM_OK;
 }

@@ -13,4 +13,11 @@ void llm_engine_debug_set_query_rope_offset(llm_engine *engine, int offset);
 /* Blocks currently in a sequence's table (-1 for an unknown id). */
 int32_t llm_engine_debug_seq_blocks(const llm_engine *engine, llm_seq_id seq);
 
+/* The model an engine runs. */
+llm_model *llm_engine_model(const llm_engine *engine);
+
+/* Records a failure as the engine's last error and returns st (for layers built on the engine). */
+llm_status llm_engine_set_error(llm_engine *engine, llm_status st, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
 #endif

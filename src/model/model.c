@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "core/arena.h"
 #include "core/fileutil.h"
@@ -40,6 +41,9 @@ void llm_model_free(llm_model *model) {
     for (int i = 0; i < model->n_owned; i++) free(model->owned[i]);
     free(model->owned);
     free(model->w.layers);
+    if (model->weight_block) munmap(model->weight_block, model->weight_block_bytes);
+    free(model->tensor_names);
+    llm_model_free_text(model);
     free(model);
 }
 
@@ -212,9 +216,10 @@ static llm_status open_weights(llm_model *m, const char *dir, llm_error *err) {
 
 /* ---- binding tensors -------------------------------------------------------------------------- */
 
+/* The safetensors files as a tensor source. */
 typedef struct bind_ctx {
+    llm_tensor_source base;
     llm_model *m;
-    llm_error *err;
     unsigned char *used; /* per global tensor: bound? [file][tensor] flattened */
     size_t *file_base;   /* flattened index of each file's first tensor */
 } bind_ctx;
@@ -229,23 +234,25 @@ static llm_dtype dtype_from_st(const char *s, int *ok) {
 }
 
 /* Binds `name`, checking shape ([rows][cols], or [cols] when rows == 0) and dtype. */
-static llm_status bind(bind_ctx *b, llm_tensor *out, const char *name, int64_t rows, int64_t cols) {
+static llm_status bind(llm_tensor_source *src, llm_tensor *out, const char *name, int64_t rows, int64_t cols,
+                       llm_error *err) {
+    bind_ctx *b = (bind_ctx *)src;
     llm_model *m = b->m;
     int where = llm_strmap_get(&m->tensor_index, name);
     if (where < 0) {
-        const char *src = m->n_files == 1 ? m->files[0].path : "any shard";
+        const char *from = m->n_files == 1 ? m->files[0].path : "any shard";
         if (rows)
-            return llm_fail(b->err, LLM_ERR_MISSING_TENSOR, "required tensor '%s' [%lld, %lld] is missing from %s", name,
-                            (long long)rows, (long long)cols, src);
-        return llm_fail(b->err, LLM_ERR_MISSING_TENSOR, "required tensor '%s' [%lld] is missing from %s", name,
-                        (long long)cols, src);
+            return llm_fail(err, LLM_ERR_MISSING_TENSOR, "required tensor '%s' [%lld, %lld] is missing from %s", name,
+                            (long long)rows, (long long)cols, from);
+        return llm_fail(err, LLM_ERR_MISSING_TENSOR, "required tensor '%s' [%lld] is missing from %s", name,
+                        (long long)cols, from);
     }
     const llm_st_file *f = &m->files[TI_FILE(where)];
     const llm_st_tensor *t = &f->tensors[TI_TENSOR(where)];
     int ok;
     llm_dtype dt = dtype_from_st(t->dtype, &ok);
     if (!ok)
-        return llm_fail(b->err, LLM_ERR_DTYPE_MISMATCH, "%s: tensor '%s' has dtype %s; expected BF16, F16 or F32",
+        return llm_fail(err, LLM_ERR_DTYPE_MISMATCH, "%s: tensor '%s' has dtype %s; expected BF16, F16 or F32",
                         f->path, name, t->dtype);
     int shape_ok = rows ? (t->n_dims == 2 && t->shape[0] == rows && t->shape[1] == cols)
                         : (t->n_dims == 1 && t->shape[0] == cols);
@@ -255,9 +262,9 @@ static llm_status bind(bind_ctx *b, llm_tensor *out, const char *name, int64_t r
         for (int i = 0; i < t->n_dims && pos < sizeof got - 24; i++)
             pos += (size_t)snprintf(got + pos, sizeof got - pos, "%s%lld", i ? ", " : "", (long long)t->shape[i]);
         if (rows)
-            return llm_fail(b->err, LLM_ERR_SHAPE_MISMATCH, "%s: tensor '%s' has shape [%s], expected [%lld, %lld]",
+            return llm_fail(err, LLM_ERR_SHAPE_MISMATCH, "%s: tensor '%s' has shape [%s], expected [%lld, %lld]",
                             f->path, name, got, (long long)rows, (long long)cols);
-        return llm_fail(b->err, LLM_ERR_SHAPE_MISMATCH, "%s: tensor '%s' has shape [%s], expected [%lld]", f->path,
+        return llm_fail(err, LLM_ERR_SHAPE_MISMATCH, "%s: tensor '%s' has shape [%s], expected [%lld]", f->path,
                         name, got, (long long)cols);
     }
     const void *data = t->data;
@@ -268,7 +275,7 @@ static llm_status bind(bind_ctx *b, llm_tensor *out, const char *name, int64_t r
         void *copy = NULL;
         if (!grown || posix_memalign(&copy, LLM_ARENA_ALIGN, bytes ? bytes : 1) != 0) {
             if (grown) m->owned = grown;
-            return llm_fail(b->err, LLM_ERR_OUT_OF_MEMORY, "out of memory copying misaligned tensor '%s'", name);
+            return llm_fail(err, LLM_ERR_OUT_OF_MEMORY, "out of memory copying misaligned tensor '%s'", name);
         }
         m->owned = grown;
         memcpy(copy, data, bytes);
@@ -293,9 +300,9 @@ static llm_status bind(bind_ctx *b, llm_tensor *out, const char *name, int64_t r
     return LLM_OK;
 }
 
-static llm_status bind_layer(bind_ctx *b, int il) {
-    const llm_hparams *hp = &b->m->hp;
-    llm_layer_weights *L = &b->m->w.layers[il];
+static llm_status bind_layer(llm_model *m, llm_tensor_source *src, int il, llm_error *err) {
+    const llm_hparams *hp = &m->hp;
+    llm_layer_weights *L = &m->w.layers[il];
     const int64_t D = hp->n_embd, F = hp->n_ff, QD = (int64_t)hp->n_head * hp->head_dim,
                   KVD = (int64_t)hp->n_head_kv * hp->head_dim;
     char n[160];
@@ -303,7 +310,7 @@ static llm_status bind_layer(bind_ctx *b, int il) {
 #define BIND(field, suffix, rows, cols)                                                                              \
     do {                                                                                                             \
         snprintf(n, sizeof n, "model.layers.%d.%s", il, suffix);                                                     \
-        if ((st = bind(b, &L->field, n, rows, cols)) != LLM_OK) return st;                                          \
+        if ((st = src->get(src, &L->field, n, rows, cols, err)) != LLM_OK) return st;                               \
     } while (0)
     BIND(attn_norm, "input_layernorm.weight", 0, D);
     BIND(wq, "self_attn.q_proj.weight", QD, D);
@@ -352,10 +359,25 @@ static void report_unexpected(bind_ctx *b) {
     if (total > 8) llm_log(&m->log, LLM_LOG_WARN, "%d more unexpected tensors not listed", total - 8);
 }
 
-static llm_status bind_all(llm_model *m, llm_error *err) {
+llm_status llm_model_bind(llm_model *m, llm_tensor_source *src, llm_error *err) {
     const llm_hparams *hp = &m->hp;
+    if (!m->w.layers) m->w.layers = calloc((size_t)hp->n_layer, sizeof *m->w.layers);
+    if (!m->w.layers) return llm_fail(err, LLM_ERR_OUT_OF_MEMORY, "out of memory");
+    llm_status st = src->get(src, &m->w.tok_embd, "model.embed_tokens.weight", hp->n_vocab, hp->n_embd, err);
+    for (int il = 0; il < hp->n_layer && st == LLM_OK; il++) st = bind_layer(m, src, il, err);
+    if (st == LLM_OK) st = src->get(src, &m->w.output_norm, "model.norm.weight", 0, hp->n_embd, err);
+    if (st == LLM_OK) {
+        if (hp->tied_embeddings)
+            m->w.output = m->w.tok_embd;
+        else
+            st = src->get(src, &m->w.output, "lm_head.weight", hp->n_vocab, hp->n_embd, err);
+    }
+    return st;
+}
+
+static llm_status bind_all(llm_model *m, llm_error *err) {
     size_t total = 0;
-    bind_ctx b = {m, err, NULL, NULL};
+    bind_ctx b = {{bind}, m, NULL, NULL};
     b.file_base = calloc((size_t)m->n_files + 1, sizeof *b.file_base);
     if (!b.file_base) return llm_fail(err, LLM_ERR_OUT_OF_MEMORY, "out of memory");
     for (int f = 0; f < m->n_files; f++) {
@@ -363,18 +385,9 @@ static llm_status bind_all(llm_model *m, llm_error *err) {
         total += m->files[f].n_tensors;
     }
     b.used = calloc(total + 1, 1);
-    m->w.layers = calloc((size_t)hp->n_layer, sizeof *m->w.layers);
     llm_status st = LLM_OK;
-    if (!b.used || !m->w.layers) st = llm_fail(err, LLM_ERR_OUT_OF_MEMORY, "out of memory");
-    if (st == LLM_OK) st = bind(&b, &m->w.tok_embd, "model.embed_tokens.weight", hp->n_vocab, hp->n_embd);
-    for (int il = 0; il < hp->n_layer && st == LLM_OK; il++) st = bind_layer(&b, il);
-    if (st == LLM_OK) st = bind(&b, &m->w.output_norm, "model.norm.weight", 0, hp->n_embd);
-    if (st == LLM_OK) {
-        if (hp->tied_embeddings)
-            m->w.output = m->w.tok_embd;
-        else
-            st = bind(&b, &m->w.output, "lm_head.weight", hp->n_vocab, hp->n_embd);
-    }
+    if (!b.used) st = llm_fail(err, LLM_ERR_OUT_OF_MEMORY, "out of memory");
+    if (st == LLM_OK) st = llm_model_bind(m, &b.base, err);
     if (st == LLM_OK) report_unexpected(&b);
     free(b.used);
     free(b.file_base);
@@ -383,35 +396,63 @@ static llm_status bind_all(llm_model *m, llm_error *err) {
 
 /* ---- the entry point -------------------------------------------------------------------------- */
 
-static llm_status load(const char *dir, const llm_model_params *params, llm_model **out, llm_error *err) {
+llm_status llm_model_new(const llm_model_params *params, llm_model **out, llm_error *err) {
+    *out = NULL;
+    llm_model_params p = params ? *params : llm_model_default_params();
+    if (p.backend == LLM_BACKEND_CUDA)
+        return llm_fail(err, LLM_ERR_BACKEND_UNAVAILABLE, "backend 'cuda' requested, but this build has no CUDA backend");
+    if (p.backend != LLM_BACKEND_AUTO && p.backend != LLM_BACKEND_CPU)
+        return llm_fail(err, LLM_ERR_INVALID_ARGUMENT, "unknown backend %d", (int)p.backend);
+    if (p.n_threads < 0 || p.n_threads > 1024)
+        return llm_fail(err, LLM_ERR_INVALID_ARGUMENT, "n_threads %d out of range 0..1024", p.n_threads);
     llm_model *m = calloc(1, sizeof *m);
     if (!m) return llm_fail(err, LLM_ERR_OUT_OF_MEMORY, "out of memory");
-    m->params = params ? *params : llm_model_default_params();
-    m->log.fn = m->params.log_fn;
-    m->log.user_data = m->params.log_user_data;
-    m->log.level = m->params.log_level;
-    llm_status st = LLM_OK;
-
-    if (m->params.backend == LLM_BACKEND_CUDA)
-        st = llm_fail(err, LLM_ERR_BACKEND_UNAVAILABLE, "backend 'cuda' requested, but this build has no CUDA backend");
-    else if (m->params.backend != LLM_BACKEND_AUTO && m->params.backend != LLM_BACKEND_CPU)
-        st = llm_fail(err, LLM_ERR_INVALID_ARGUMENT, "unknown backend %d", (int)m->params.backend);
-    else if (m->params.n_threads < 0 || m->params.n_threads > 1024)
-        st = llm_fail(err, LLM_ERR_INVALID_ARGUMENT, "n_threads %d out of range 0..1024", m->params.n_threads);
-    if (st != LLM_OK) {
-        free(m);
-        return st;
-    }
+    m->params = p;
+    m->log.fn = p.log_fn;
+    m->log.user_data = p.log_user_data;
+    m->log.level = p.log_level;
     m->backend = LLM_BACKEND_CPU;
-    m->n_threads = m->params.n_threads ? m->params.n_threads : llm_cpu_count();
-    m->memory_limit = m->params.memory_limit_bytes ? m->params.memory_limit_bytes : llm_physical_memory();
+    m->n_threads = p.n_threads ? p.n_threads : llm_cpu_count();
+    m->memory_limit = p.memory_limit_bytes ? p.memory_limit_bytes : llm_physical_memory();
     if (!m->memory_limit) m->memory_limit = UINT64_MAX;
+    *out = m;
+    return LLM_OK;
+}
+
+void llm_model_progress(const llm_model *m, double fraction) {
+    if (!m->params.progress_fn) return;
+    m->params.progress_fn((float)(fraction < 0 ? 0 : fraction > 1 ? 1 : fraction), m->params.progress_user_data);
+}
+
+/* With a progress callback the weights are read through once, so the wait happens here, measured, rather
+ * than as page faults inside the first forward pass. Opening and validating is the first 5%. */
+#define LLM_PREFETCH_CHUNK ((size_t)32 << 20)
+static void prefetch_weights(llm_model *m) {
+    uint64_t total = 0, done = 0;
+    for (int f = 0; f < m->n_files; f++) total += m->files[f].map.size;
+    for (int f = 0; f < m->n_files; f++) {
+        const llm_mapped_file *mf = &m->files[f].map;
+        for (size_t off = 0; off < mf->size; off += LLM_PREFETCH_CHUNK) {
+            size_t end = mf->size - off < LLM_PREFETCH_CHUNK ? mf->size : off + LLM_PREFETCH_CHUNK;
+            llm_map_prefetch(mf, off, end);
+            done += end - off;
+            llm_model_progress(m, 0.05 + 0.95 * (double)done / (double)total);
+        }
+    }
+}
+
+static llm_status load(const char *dir, const llm_model_params *params, llm_model **out, llm_error *err) {
+    llm_model *m = NULL;
+    llm_status st = llm_model_new(params, &m, err);
+    if (st != LLM_OK) return st;
+    llm_model_progress(m, 0);
 
     st = llm_hparams_load(dir, &m->hp, err);
     if (st == LLM_OK && m->hp.head_dim > 512)
         st = llm_fail(err, LLM_ERR_UNSUPPORTED, "head_dim %d is larger than the supported 512", m->hp.head_dim);
     if (st == LLM_OK) st = open_weights(m, dir, err);
     if (st == LLM_OK) st = bind_all(m, err);
+    if (st == LLM_OK) st = llm_model_load_text(m, dir, err);
     if (st == LLM_OK && m->weight_bytes > m->memory_limit) {
         char a[32], b[32];
         st = llm_fail(err, LLM_ERR_MEMORY_LIMIT, "weights need %s, more than the memory limit of %s",
@@ -421,6 +462,9 @@ static llm_status load(const char *dir, const llm_model_params *params, llm_mode
         llm_model_free(m);
         return st;
     }
+    llm_model_progress(m, 0.05);
+    if (m->params.progress_fn) prefetch_weights(m);
+    llm_model_progress(m, 1);
     char wb[32];
     llm_log(&m->log, LLM_LOG_INFO, "loaded %s from %s: %d layers, %llu parameters, %s of weights in %d file(s)",
             m->hp.architecture, dir, m->hp.n_layer, (unsigned long long)m->n_params,

@@ -22,12 +22,42 @@ struct llm_model {
     llm_weights w;
     void **owned; /* aligned copies of tensors whose data was misaligned in the file */
     int n_owned;
+    /* Random-weight models (model_random.c): every tensor in one anonymous mapping, and their names. */
+    void *weight_block;
+    size_t weight_block_bytes;
+    char *tensor_names;
 
     uint64_t n_params, n_tensors, weight_bytes;
     uint64_t bytes_by_dtype[LLM_DTYPE_COUNT];
     uint64_t memory_limit; /* resolved: never 0 */
+    llm_tokenizer *tokenizer;          /* tokenizer.json of the directory, or NULL */
+    llm_chat_template *chat_template;  /* parsed chat template of the tokenizer config, or NULL */
+    char chat_template_error[LLM_ERROR_CAP]; /* why chat_template is NULL, if the config has one */
     int n_engines;
     char last_error[LLM_ERROR_CAP];
 };
+
+/* Where binding gets the tensors: the safetensors files (model.c) or a random-weight block
+ * (model_random.c). get() fills *out with tensor `name` of shape [rows][cols] ([cols] when rows == 0)
+ * or fails with a message in err. */
+typedef struct llm_tensor_source llm_tensor_source;
+struct llm_tensor_source {
+    llm_status (*get)(llm_tensor_source *src, llm_tensor *out, const char *name, int64_t rows, int64_t cols,
+                      llm_error *err);
+};
+
+/* Binds every tensor m->hp's architecture uses, always in the same order, through src (allocates
+ * m->w.layers on the first call; a second call rebinds). The one list of tensor names and shapes. */
+llm_status llm_model_bind(llm_model *m, llm_tensor_source *src, llm_error *err);
+
+/* A new handle with its parameters validated and resolved (backend, threads, memory limit, logger). */
+llm_status llm_model_new(const llm_model_params *params, llm_model **out, llm_error *err);
+
+/* params.progress_fn, if set, with fraction clamped to [0, 1]. */
+void llm_model_progress(const llm_model *m, double fraction);
+
+/* model_text.c: the tokenizer and chat template that come with a model directory. */
+llm_status llm_model_load_text(llm_model *m, const char *dir, llm_error *err);
+void llm_model_free_text(llm_model *m);
 
 #endif
