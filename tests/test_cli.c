@@ -9,43 +9,15 @@
 
 static char tmpdir[512];
 
-/* Runs "llama-cli ARGS", capturing stdout/stderr. Returns the exit status. */
-static int run_cli(const char *args, char **out, char **err) {
-    const char *cli = getenv("LLAMAC_CLI");
-    char cmd[8192];
-    snprintf(cmd, sizeof cmd, "'%s' %s >'%s/out' 2>'%s/err'", cli ? cli : "llama-cli", args, tmpdir, tmpdir);
-    int rc = system(cmd);
-    char p[1024];
-    snprintf(p, sizeof p, "%s/out", tmpdir);
-    *out = tu_read_file(p, NULL);
-    snprintf(p, sizeof p, "%s/err", tmpdir);
-    *err = tu_read_file(p, NULL);
-    return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
-}
 
-static int count_lines(const char *s) {
-    int n = 0;
-    for (; s && *s; s++) n += *s == '\n';
-    return n;
-}
 
-static void expect_error(const char *args, const char *fragment) {
-    char *out, *err;
-    int rc = run_cli(args, &out, &err);
-    TU_CHECK(rc != 0, "'%s' should fail", args);
-    TU_CHECK(err && count_lines(err) == 1 && strncmp(err, "llama-cli: error: ", 18) == 0,
-             "'%s': one error line expected, got: %s", args, err ? err : "(none)");
-    TU_CHECK(err && strstr(err, fragment), "'%s': error should mention '%s': %s", args, fragment, err ? err : "");
-    free(out);
-    free(err);
-}
 
 static void inspect(const char *fixture, const char *must1, const char *must2) {
     char dir[1024], args[2048];
     tu_fixture(fixture, dir, sizeof dir);
     snprintf(args, sizeof args, "inspect --model '%s'", dir);
     char *out, *err;
-    int rc = run_cli(args, &out, &err);
+    int rc = tu_run_cli(tmpdir, args, NULL, &out, NULL, &err);
     TU_CHECK(rc == 0, "inspect %s exit %d: %s", fixture, rc, err ? err : "");
     TU_CHECK(out && strstr(out, must1), "inspect %s: missing '%s' in:\n%s", fixture, must1, out ? out : "");
     TU_CHECK(out && strstr(out, must2), "inspect %s: missing '%s' in:\n%s", fixture, must2, out ? out : "");
@@ -69,9 +41,9 @@ static void eval(const char *fixture) {
     snprintf(logits_path, sizeof logits_path, "%s/logits.f32", tmpdir);
     snprintf(args, sizeof args, "eval --model '%s' --tokens %s --logits-out '%s' --threads 2", dir, toks, logits_path);
     char *out, *err;
-    int rc = run_cli(args, &out, &err);
+    int rc = tu_run_cli(tmpdir, args, NULL, &out, NULL, &err);
     TU_CHECK(rc == 0, "eval %s exit %d: %s", fixture, rc, err ? err : "");
-    TU_CHECK(count_lines(out) == ref.n_tokens + 1, "eval %s: %d lines for %d tokens", fixture, count_lines(out),
+    TU_CHECK(tu_count_lines(out) == ref.n_tokens + 1, "eval %s: %d lines for %d tokens", fixture, tu_count_lines(out),
              ref.n_tokens);
     /* every printed argmax equals the reference argmax of that position */
     const char *line = out ? strchr(out, '\n') : NULL;
@@ -118,25 +90,25 @@ int main(void) {
 
     char dir[1024], args[2048];
     tu_fixture("llama_f32", dir, sizeof dir);
-    expect_error("inspect --model /nonexistent/model", "/nonexistent/model");
+    tu_expect_cli_error(tmpdir, "inspect --model /nonexistent/model", "/nonexistent/model");
     snprintf(args, sizeof args, "eval --model '%s' --tokens 1,x,3", dir);
-    expect_error(args, "'x'");
+    tu_expect_cli_error(tmpdir, args, "'x'");
     snprintf(args, sizeof args, "eval --model '%s' --tokens 1,99999", dir);
-    expect_error(args, "vocabulary");
+    tu_expect_cli_error(tmpdir, args, "vocabulary");
     snprintf(args, sizeof args, "eval --model '%s'", dir);
-    expect_error(args, "--tokens");
+    tu_expect_cli_error(tmpdir, args, "--tokens");
     snprintf(args, sizeof args, "eval --model '%s' --tokens 1 --threads 0", dir);
-    expect_error(args, "--threads");
+    tu_expect_cli_error(tmpdir, args, "--threads");
     snprintf(args, sizeof args, "inspect --model '%s' --frobnicate", dir);
-    expect_error(args, "--frobnicate");
+    tu_expect_cli_error(tmpdir, args, "--frobnicate");
     snprintf(args, sizeof args, "inspect --model '%s' --backend cuda", dir);
-    expect_error(args, "CUDA");
-    expect_error("no-such-command", "no-such-command");
+    tu_expect_cli_error(tmpdir, args, "CUDA");
+    tu_expect_cli_error(tmpdir, "no-such-command", "no-such-command");
     char *out, *err;
-    TU_CHECK(run_cli("eval --help", &out, &err) == 0 && out && strstr(out, "--logits-out"), "eval --help");
+    TU_CHECK(tu_run_cli(tmpdir, "eval --help", NULL, &out, NULL, &err) == 0 && out && strstr(out, "--logits-out"), "eval --help");
     free(out);
     free(err);
-    TU_CHECK(run_cli("inspect --help", &out, &err) == 0 && out && strstr(out, "--model"), "inspect --help");
+    TU_CHECK(tu_run_cli(tmpdir, "inspect --help", NULL, &out, NULL, &err) == 0 && out && strstr(out, "--model"), "inspect --help");
     free(out);
     free(err);
     tu_remove_dir(tmpdir);

@@ -9,36 +9,8 @@
 
 static char tmpdir[512];
 
-static int run_cli(const char *args, char **out, char **err) {
-    const char *cli = getenv("LLAMAC_CLI");
-    char cmd[8192];
-    snprintf(cmd, sizeof cmd, "'%s' %s >'%s/out' 2>'%s/err'", cli ? cli : "llama-cli", args, tmpdir, tmpdir);
-    int rc = system(cmd);
-    char p[1024];
-    snprintf(p, sizeof p, "%s/out", tmpdir);
-    *out = tu_read_file(p, NULL);
-    snprintf(p, sizeof p, "%s/err", tmpdir);
-    *err = tu_read_file(p, NULL);
-    return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
-}
 
-static int count_lines(const char *s) {
-    int n = 0;
-    for (; s && *s; s++) n += *s == '\n';
-    return n;
-}
 
-static void expect_error(const char *args, const char *fragment) {
-    char *out, *err;
-    int rc = run_cli(args, &out, &err);
-    TU_CHECK(rc != 0, "'%s' should fail", args);
-    TU_CHECK(err && count_lines(err) == 1 && strncmp(err, "llama-cli: error: ", 18) == 0,
-             "'%s': one error line expected, got: %s", args, err ? err : "(none)");
-    TU_CHECK(err && strstr(err, fragment), "'%s': error should mention '%s': %s", args, fragment,
-             err ? err : "");
-    free(out);
-    free(err);
-}
 
 /* Parses "1\n2\n" into ids; returns the count. */
 static size_t parse_lines(const char *s, int32_t *ids, size_t cap) {
@@ -119,7 +91,7 @@ int main(void) {
     tu_write_file(path, text, strlen(text));
     char *out, *err;
     snprintf(args, sizeof args, "tokenize --model '%s' --file '%s'", dir, path);
-    int rc = run_cli(args, &out, &err);
+    int rc = tu_run_cli(tmpdir, args, NULL, &out, NULL, &err);
     size_t n = parse_lines(out, got, 512);
     TU_CHECK(rc == 0 && n == n_lib && memcmp(got, lib, n * sizeof *got) == 0,
              "tokenize --file: rc %d, %zu ids: %s", rc, n, err ? err : "");
@@ -127,7 +99,7 @@ int main(void) {
     free(err);
 
     snprintf(args, sizeof args, "tokenize --model '%s' --file '%s' --special", dir, path);
-    rc = run_cli(args, &out, &err);
+    rc = tu_run_cli(tmpdir, args, NULL, &out, NULL, &err);
     n = parse_lines(out, got, 512);
     TU_CHECK(rc == 0 && n == n_lib_sp && memcmp(got, lib_sp, n * sizeof *got) == 0, "tokenize --special");
     free(out);
@@ -135,7 +107,7 @@ int main(void) {
 
     /* --text */
     snprintf(args, sizeof args, "tokenize --model '%s' --text 'Hello world'", dir);
-    rc = run_cli(args, &out, &err);
+    rc = tu_run_cli(tmpdir, args, NULL, &out, NULL, &err);
     n = parse_lines(out, got, 512);
     size_t n2 = 0;
     int32_t want[64];
@@ -146,8 +118,8 @@ int main(void) {
 
     /* --json: one array */
     snprintf(args, sizeof args, "tokenize --model '%s' --text 'Hello world' --json", dir);
-    rc = run_cli(args, &out, &err);
-    int ok = rc == 0 && out && out[0] == '[' && count_lines(out) == 1;
+    rc = tu_run_cli(tmpdir, args, NULL, &out, NULL, &err);
+    int ok = rc == 0 && out && out[0] == '[' && tu_count_lines(out) == 1;
     const char *p = out ? out + 1 : "";
     for (size_t i = 0; ok && i < n2; i++) {
         char *end;
@@ -162,8 +134,8 @@ int main(void) {
 
     /* --verbose: id TAB JSON-escaped piece, one per id */
     snprintf(args, sizeof args, "tokenize --model '%s' --file '%s' --verbose", dir, path);
-    rc = run_cli(args, &out, &err);
-    ok = rc == 0 && count_lines(out) == (int)n_lib;
+    rc = tu_run_cli(tmpdir, args, NULL, &out, NULL, &err);
+    ok = rc == 0 && tu_count_lines(out) == (int)n_lib;
     p = out ? out : "";
     for (size_t i = 0; ok && i < n_lib; i++) {
         char *end;
@@ -183,7 +155,7 @@ int main(void) {
     free(err);
 
     snprintf(args, sizeof args, "tokenize --model '%s' --text 'Hi' --json --verbose", dir);
-    rc = run_cli(args, &out, &err);
+    rc = tu_run_cli(tmpdir, args, NULL, &out, NULL, &err);
     TU_CHECK(rc == 0 && out && strncmp(out, "[{\"id\": 1, \"piece\": \"<s>\"}, {\"id\": ", 34) == 0,
              "--json --verbose: %s", out ? out : "");
     free(out);
@@ -191,12 +163,12 @@ int main(void) {
 
     /* empty text: only what the post-processor adds */
     snprintf(args, sizeof args, "tokenize --model '%s' --text ''", dir);
-    rc = run_cli(args, &out, &err);
+    rc = tu_run_cli(tmpdir, args, NULL, &out, NULL, &err);
     TU_CHECK(rc == 0 && out && strcmp(out, "1\n") == 0, "empty text: %s", out ? out : "");
     free(out);
     free(err);
 
-    TU_CHECK(run_cli("tokenize --help", &out, &err) == 0 && out && strstr(out, "--special"),
+    TU_CHECK(tu_run_cli(tmpdir, "tokenize --help", NULL, &out, NULL, &err) == 0 && out && strstr(out, "--special"),
              "tokenize --help");
     free(out);
     free(err);
@@ -206,17 +178,17 @@ int main(void) {
     snprintf(bad, sizeof bad, "%s/bad.txt", tmpdir);
     tu_write_file(bad, "ok \xC3\x28", 5);
     snprintf(args, sizeof args, "tokenize --model '%s' --file '%s'", dir, bad);
-    expect_error(args, "offset 3");
-    expect_error("tokenize --text hi", "--model");
+    tu_expect_cli_error(tmpdir, args, "offset 3");
+    tu_expect_cli_error(tmpdir, "tokenize --text hi", "--model");
     snprintf(args, sizeof args, "tokenize --model '%s'", dir);
-    expect_error(args, "--text");
+    tu_expect_cli_error(tmpdir, args, "--text");
     snprintf(args, sizeof args, "tokenize --model '%s' --text a --file '%s'", dir, path);
-    expect_error(args, "exactly one");
-    expect_error("tokenize --model /nonexistent/tok --text a", "/nonexistent/tok/tokenizer.json");
+    tu_expect_cli_error(tmpdir, args, "exactly one");
+    tu_expect_cli_error(tmpdir, "tokenize --model /nonexistent/tok --text a", "/nonexistent/tok/tokenizer.json");
     snprintf(args, sizeof args, "tokenize --model '%s' --text a --frobnicate", dir);
-    expect_error(args, "--frobnicate");
+    tu_expect_cli_error(tmpdir, args, "--frobnicate");
     snprintf(args, sizeof args, "tokenize --model '%s' --file /nonexistent/file.txt", dir);
-    expect_error(args, "/nonexistent/file.txt");
+    tu_expect_cli_error(tmpdir, args, "/nonexistent/file.txt");
 
     llm_tokenizer_free(tok);
     tu_remove_dir(tmpdir);

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "core/json.h"
@@ -214,4 +215,37 @@ double tu_rel_diff(const float *a, const float *b, size_t n) {
         if (fabs(b[i]) > max_ref) max_ref = fabs(b[i]);
     }
     return max_diff / (max_ref > 1 ? max_ref : 1);
+}
+
+int tu_run_cli(const char *dir, const char *args, const char *stdin_text, char **out, size_t *out_len, char **err) {
+    const char *cli = getenv("LLAMAC_CLI");
+    char in_path[1024], cmd[16384];
+    snprintf(in_path, sizeof in_path, "%s/stdin", dir);
+    tu_write_file(in_path, stdin_text ? stdin_text : "", stdin_text ? strlen(stdin_text) : 0);
+    snprintf(cmd, sizeof cmd, "'%s' %s <'%s' >'%s/out' 2>'%s/err'", cli ? cli : "llama-cli", args, in_path, dir, dir);
+    int rc = system(cmd);
+    char p[1024];
+    snprintf(p, sizeof p, "%s/out", dir);
+    *out = tu_read_file(p, out_len);
+    snprintf(p, sizeof p, "%s/err", dir);
+    *err = tu_read_file(p, NULL);
+    return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+}
+
+int tu_count_lines(const char *s) {
+    int n = 0;
+    for (; s && *s; s++) n += *s == '\n';
+    return n;
+}
+
+void tu_expect_cli_error(const char *dir, const char *args, const char *fragment) {
+    char *out, *err;
+    int rc = tu_run_cli(dir, args, NULL, &out, NULL, &err);
+    TU_CHECK(rc != 0, "'%s' should fail", args);
+    TU_CHECK(err && tu_count_lines(err) == 1 && strncmp(err, "llama-cli: error: ", 18) == 0,
+             "'%s': one error line expected, got: %s", args, err ? err : "(none)");
+    TU_CHECK(err && strstr(err, fragment), "'%s': error should mention '%s': %s", args, fragment, err ? err : "");
+    TU_CHECK(out && *out == '\0', "'%s': nothing on stdout expected, got: %s", args, out ? out : "");
+    free(out);
+    free(err);
 }

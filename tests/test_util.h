@@ -57,6 +57,18 @@ int tu_list_fixtures(const char *names[], int cap);
 /* Loads a fixture model with quiet logging; NULL (with a printed reason) on failure. */
 llm_model *tu_load_model(const char *dir, int n_threads);
 
+/* Runs "$LLAMAC_CLI ARGS" through the shell with stdin_text (may be NULL) as its input, capturing
+ * stdout and stderr in files under dir. *out / *err: malloc'd contents (NUL-terminated; out_len may be
+ * NULL). Returns the exit status, -1 if it did not exit normally. */
+int tu_run_cli(const char *dir, const char *args, const char *stdin_text, char **out, size_t *out_len, char **err);
+
+/* Newlines in s (0 for NULL). */
+int tu_count_lines(const char *s);
+
+/* Checks that "llama-cli ARGS" fails with exactly one line on stderr, "llama-cli: error: ...",
+ * mentioning fragment, and prints nothing on stdout. */
+void tu_expect_cli_error(const char *dir, const char *args, const char *fragment);
+
 /* max |a - b| / max(1, max |b|) over n floats; NaN anywhere gives infinity. b is the reference. */
 double tu_rel_diff(const float *a, const float *b, size_t n);
 
