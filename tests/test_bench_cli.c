@@ -166,7 +166,15 @@ static void errors(void) {
     tu_fixture("llama_f32", dir, sizeof dir);
     tu_expect_cli_error(tmpdir, "bench --random-weights nope", "llama-3.2-1b, qwen3-0.6b, llama-3-8b");
     tu_expect_cli_error(tmpdir, "bench --random-weights nope", "'nope'");
-    tu_expect_cli_error(tmpdir, "bench", "--random-weights");
+    {
+        /* no model named: the bundled demo model */
+        char *out, *err;
+        int rc = tu_run_cli(tmpdir, "bench --prompt 8 --gen 4 --repeat 1", NULL, &out, NULL, &err);
+        TU_CHECK(rc == 0 && out && strstr(out, "kjv-tiny"), "bench without a model: exit %d: %s%s", rc, out ? out : "",
+                 err ? err : "");
+        free(out);
+        free(err);
+    }
     tu_expect_cli_error(tmpdir, "bench --random-weights tiny --prompt 0", "--prompt");
     tu_expect_cli_error(tmpdir, "bench --random-weights tiny --prompt 12x", "'12x'");
     tu_expect_cli_error(tmpdir, "bench --random-weights tiny --gen -1", "--gen");

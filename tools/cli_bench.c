@@ -16,14 +16,14 @@
 
 static void help(void) {
     printf(
-        "usage: llama-cli bench (--model DIR | --random-weights PRESET [--dtype bf16|f16|f32] [--seed N])\n"
+        "usage: llama-cli bench [--model DIR | --random-weights PRESET [--dtype bf16|f16|f32] [--seed N]]\n"
         "           [--prompt N] [--gen N] [--repeat R] [--threads N] [--backend auto|cpu|cuda] [--json]\n"
         "Measures prefill and decode speed, and the memory read bandwidth of this machine in the same run\n"
         "(the better of a probe before and one after the runs, on the engine's thread count).\n"
         "Each of R runs prefills N random prompt tokens into a fresh sequence, then decodes --gen tokens\n"
         "one at a time (greedy); the medians are reported, after one untimed warm-up forward pass.\n"
         "\n"
-        "  --model DIR             a Hugging Face model directory\n"
+        "  --model DIR             a Hugging Face model directory (default: the bundled demo model)\n"
         "  --random-weights P      random weights in the exact shape of P, built in memory (no files):\n"
         "                          ");
     for (size_t i = 0; llm_model_random_preset(i); i++)
@@ -231,8 +231,7 @@ static int parse(int argc, char **argv, bench_opts *o) {
     }
     if (o->preset && o->m.model_dir)
         return cli_error("bench: give --model or --random-weights, not both"), -1;
-    if (!o->preset && !o->m.model_dir)
-        return cli_error("bench: --model DIR or --random-weights PRESET is required"), -1;
+    if (!o->preset && !o->m.model_dir) o->m.model_dir = cli_default_model_dir(); /* the bundled demo model */
     if (dtype_given && !o->preset) return cli_error("bench: --dtype applies to --random-weights only"), -1;
     return 0;
 }
