@@ -18,7 +18,7 @@ static void on_sigint(int sig) {
 static void help(void) {
     printf("usage: llama-cli generate [--model DIR] --prompt TEXT [--chat] [--system TEXT] [--ctx N]\n"
            "           [--threads N] [--backend auto|cpu|cuda] [sampling flags]\n"
-           "Streams the continuation of TEXT to stdout; a timing summary goes to stderr. Without --model the\n"
+           "Prints TEXT and streams its continuation to stdout; a timing summary goes to stderr. Without --model the\n"
            "bundled demo model is used. --chat wraps TEXT as a user message through the model's chat\n"
            "template (with --system as the system message). Ctrl-C stops the generation.\n\n%s",
            cli_generate_flags_help);
@@ -135,6 +135,10 @@ int cli_generate(int argc, char **argv) {
     }
     llm_seq_id seq;
     llm_seq_create(engine, &seq);
+    if (!chat) { /* the continuation reads on from the prompt, as the model sees it */
+        fputs(prompt, stdout);
+        fflush(stdout);
+    }
     gp.on_event = print_event;
     gp.cancel = &g_interrupted;
     signal(SIGINT, on_sigint);
