@@ -23,7 +23,8 @@ static const preset presets[] = {
     {"llama-3.2-1b", "LlamaForCausalLM", "llama", 128256, 2048, 16, 32, 8, 64, 8192, 131072, 1, 0, 500000.0,
      "{\"factor\": 32.0, \"high_freq_factor\": 4.0, \"low_freq_factor\": 1.0, "
      "\"original_max_position_embeddings\": 8192, \"rope_type\": \"llama3\"}"},
-    {"qwen3-0.6b", "Qwen3ForCausalLM", "qwen3", 151936, 1024, 28, 16, 8, 128, 3072, 40960, 1, 1, 1000000.0, "null"},
+    {"qwen3-0.6b", "Qwen3ForCausalLM", "qwen3", 151936, 1024, 28, 16, 8, 128, 3072, 40960, 1, 1, 1000000.0,
+     "null"},
     {"tiny", "LlamaForCausalLM", "llama", 1024, 128, 2, 4, 2, 32, 256, 2048, 0, 0, 10000.0, "null"},
 };
 
@@ -72,13 +73,14 @@ int main(int argc, char **argv) {
             "  \"max_position_embeddings\": %d,\n  \"rms_norm_eps\": 1e-05,\n  \"rope_theta\": %.1f,\n"
             "  \"rope_scaling\": %s,\n  \"tie_word_embeddings\": %s,\n  \"hidden_act\": \"silu\",\n"
             "  \"torch_dtype\": \"bfloat16\",\n  \"bos_token_id\": 1,\n  \"eos_token_id\": 2\n}\n",
-            p->arch, p->model_type, p->vocab, p->hidden, p->layers, p->heads, p->kv_heads, p->head_dim, p->ffn,
-            p->max_pos, p->theta, p->rope_json, p->tied ? "true" : "false");
+            p->arch, p->model_type, p->vocab, p->hidden, p->layers, p->heads, p->kv_heads, p->head_dim,
+            p->ffn, p->max_pos, p->theta, p->rope_json, p->tied ? "true" : "false");
     fclose(f);
 
     int cap = 16 + p->layers * 16, n = 0;
     tensor *t = calloc((size_t)cap, sizeof *t);
-#define ADD(nm, r, c, norm) (snprintf(t[n].name, sizeof t[n].name, "%s", nm), t[n].rows = r, t[n].cols = c, t[n].is_norm = norm, n++)
+#define ADD(nm, r, c, norm)                                                                                  \
+    (snprintf(t[n].name, sizeof t[n].name, "%s", nm), t[n].rows = r, t[n].cols = c, t[n].is_norm = norm, n++)
     ADD("model.embed_tokens.weight", p->vocab, p->hidden, 0);
     for (int l = 0; l < p->layers; l++) {
         char b[128];
@@ -109,11 +111,14 @@ int main(int argc, char **argv) {
     for (int i = 0; i < n; i++) {
         uint64_t elems = (uint64_t)t[i].rows * (uint64_t)(t[i].cols ? t[i].cols : 1);
         if (t[i].cols)
-            hl += (size_t)snprintf(h + hl, hcap - hl, ",\"%s\":{\"dtype\":\"BF16\",\"shape\":[%d,%d],\"data_offsets\":[%llu,%llu]}",
-                                   t[i].name, t[i].rows, t[i].cols, (unsigned long long)off, (unsigned long long)(off + 2 * elems));
+            hl += (size_t)snprintf(
+                h + hl, hcap - hl,
+                ",\"%s\":{\"dtype\":\"BF16\",\"shape\":[%d,%d],\"data_offsets\":[%llu,%llu]}", t[i].name,
+                t[i].rows, t[i].cols, (unsigned long long)off, (unsigned long long)(off + 2 * elems));
         else
-            hl += (size_t)snprintf(h + hl, hcap - hl, ",\"%s\":{\"dtype\":\"BF16\",\"shape\":[%d],\"data_offsets\":[%llu,%llu]}",
-                                   t[i].name, t[i].rows, (unsigned long long)off, (unsigned long long)(off + 2 * elems));
+            hl += (size_t)snprintf(
+                h + hl, hcap - hl, ",\"%s\":{\"dtype\":\"BF16\",\"shape\":[%d],\"data_offsets\":[%llu,%llu]}",
+                t[i].name, t[i].rows, (unsigned long long)off, (unsigned long long)(off + 2 * elems));
         off += 2 * elems;
     }
     hl += (size_t)snprintf(h + hl, hcap - hl, "}");

@@ -11,9 +11,6 @@
 
 static char tmpdir[512];
 
-
-
-
 static double num(const llm_json *root, const char *key) {
     const llm_json *v = llm_json_get(root, key);
     TU_CHECK(llm_json_type_of(v) == LLM_JSON_NUMBER, "JSON field \"%s\" missing or not a number", key);
@@ -31,7 +28,8 @@ static llm_json_doc *bench_json(const char *args) {
     char *out, *err;
     int rc = tu_run_cli(tmpdir, args, NULL, &out, NULL, &err);
     TU_CHECK(rc == 0, "'%s' exit %d: %s", args, rc, err ? err : "");
-    TU_CHECK(out && tu_count_lines(out) == 1, "'%s': one line of JSON expected, got: %s", args, out ? out : "");
+    TU_CHECK(out && tu_count_lines(out) == 1, "'%s': one line of JSON expected, got: %s", args,
+             out ? out : "");
     llm_json_doc *doc = NULL;
     char jerr[256];
     if (rc == 0 && out && llm_json_parse(out, strlen(out), &doc, jerr, sizeof jerr) != 0)
@@ -144,7 +142,8 @@ static void model_json(void) {
 
 static void table(void) {
     char *out, *err;
-    int rc = tu_run_cli(tmpdir, "bench --random-weights tiny --prompt 8 --gen 4 --repeat 1 --threads 2", NULL, &out, NULL, &err);
+    int rc = tu_run_cli(tmpdir, "bench --random-weights tiny --prompt 8 --gen 4 --repeat 1 --threads 2", NULL,
+                        &out, NULL, &err);
     TU_CHECK(rc == 0, "table exit %d: %s", rc, err ? err : "");
     TU_CHECK(out && strstr(out, "random:tiny") && strstr(out, "bandwidth") && strstr(out, "\nprefill ") &&
                  strstr(out, "\ndecode ") && strstr(out, "% of ") && strstr(out, "GFLOP"),
@@ -170,8 +169,8 @@ static void errors(void) {
         /* no model named: the bundled demo model */
         char *out, *err;
         int rc = tu_run_cli(tmpdir, "bench --prompt 8 --gen 4 --repeat 1", NULL, &out, NULL, &err);
-        TU_CHECK(rc == 0 && out && strstr(out, "kjv-tiny"), "bench without a model: exit %d: %s%s", rc, out ? out : "",
-                 err ? err : "");
+        TU_CHECK(rc == 0 && out && strstr(out, "kjv-tiny"), "bench without a model: exit %d: %s%s", rc,
+                 out ? out : "", err ? err : "");
         free(out);
         free(err);
     }

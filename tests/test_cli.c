@@ -9,9 +9,6 @@
 
 static char tmpdir[512];
 
-
-
-
 static void inspect(const char *fixture, const char *must1, const char *must2) {
     char dir[1024], args[2048];
     tu_fixture(fixture, dir, sizeof dir);
@@ -36,15 +33,17 @@ static void eval(const char *fixture) {
     }
     char toks[4096] = "";
     size_t pos = 0;
-    for (int i = 0; i < ref.n_tokens; i++) pos += (size_t)snprintf(toks + pos, sizeof toks - pos, "%s%d", i ? "," : "", ref.tokens[i]);
+    for (int i = 0; i < ref.n_tokens; i++)
+        pos += (size_t)snprintf(toks + pos, sizeof toks - pos, "%s%d", i ? "," : "", ref.tokens[i]);
     char args[8192], logits_path[1024];
     snprintf(logits_path, sizeof logits_path, "%s/logits.f32", tmpdir);
-    snprintf(args, sizeof args, "eval --model '%s' --tokens %s --logits-out '%s' --threads 2", dir, toks, logits_path);
+    snprintf(args, sizeof args, "eval --model '%s' --tokens %s --logits-out '%s' --threads 2", dir, toks,
+             logits_path);
     char *out, *err;
     int rc = tu_run_cli(tmpdir, args, NULL, &out, NULL, &err);
     TU_CHECK(rc == 0, "eval %s exit %d: %s", fixture, rc, err ? err : "");
-    TU_CHECK(tu_count_lines(out) == ref.n_tokens + 1, "eval %s: %d lines for %d tokens", fixture, tu_count_lines(out),
-             ref.n_tokens);
+    TU_CHECK(tu_count_lines(out) == ref.n_tokens + 1, "eval %s: %d lines for %d tokens", fixture,
+             tu_count_lines(out), ref.n_tokens);
     /* every printed argmax equals the reference argmax of that position */
     const char *line = out ? strchr(out, '\n') : NULL;
     for (int t = 0; line && t < ref.n_tokens; t++) {
@@ -57,7 +56,8 @@ static void eval(const char *fixture) {
         int best = 0;
         for (int v = 1; v < ref.n_vocab; v++)
             if (row[v] > row[best]) best = v;
-        TU_CHECK(p == t && tok == ref.tokens[t] && am == best, "eval %s pos %d: argmax %d, HF %d", fixture, t, am, best);
+        TU_CHECK(p == t && tok == ref.tokens[t] && am == best, "eval %s pos %d: argmax %d, HF %d", fixture, t,
+                 am, best);
         line = strchr(line + 1, '\n');
     }
     size_t len = 0;
@@ -84,8 +84,8 @@ int main(void) {
     inspect("llama_bf16", "rope:             llama3", "BF16");
     inspect("llama_mqa_sharded", "MQA", "2,3");
     inspect("qwen2_f16", "F16", "qkv yes");
-    eval("llama_f32");  /* transformers-4 layout */
-    eval("qwen3_f32");  /* transformers-5 layout */
+    eval("llama_f32"); /* transformers-4 layout */
+    eval("qwen3_f32"); /* transformers-5 layout */
     eval("llama_mqa_sharded");
 
     char dir[1024], args[2048];
@@ -105,10 +105,14 @@ int main(void) {
     tu_expect_cli_error(tmpdir, args, "CUDA");
     tu_expect_cli_error(tmpdir, "no-such-command", "no-such-command");
     char *out, *err;
-    TU_CHECK(tu_run_cli(tmpdir, "eval --help", NULL, &out, NULL, &err) == 0 && out && strstr(out, "--logits-out"), "eval --help");
+    TU_CHECK(tu_run_cli(tmpdir, "eval --help", NULL, &out, NULL, &err) == 0 && out &&
+                 strstr(out, "--logits-out"),
+             "eval --help");
     free(out);
     free(err);
-    TU_CHECK(tu_run_cli(tmpdir, "inspect --help", NULL, &out, NULL, &err) == 0 && out && strstr(out, "--model"), "inspect --help");
+    TU_CHECK(tu_run_cli(tmpdir, "inspect --help", NULL, &out, NULL, &err) == 0 && out &&
+                 strstr(out, "--model"),
+             "inspect --help");
     free(out);
     free(err);
     tu_remove_dir(tmpdir);

@@ -55,8 +55,8 @@ static int load_hf_greedy(int32_t *prompt, int *n_prompt, int32_t *cont, int *n_
 }
 
 /* Runs one generation on a fresh engine. */
-static llm_status run(llm_model *m, const int32_t *prompt, int n_prompt, llm_generate_params *gp, collected *c,
-                      llm_generate_result *res) {
+static llm_status run(llm_model *m, const int32_t *prompt, int n_prompt, llm_generate_params *gp,
+                      collected *c, llm_generate_result *res) {
     llm_engine_params ep = llm_engine_default_params();
     ep.n_ctx = 512;
     ep.n_seq_max = 1;
@@ -75,7 +75,8 @@ static llm_status run(llm_model *m, const int32_t *prompt, int n_prompt, llm_gen
     return st;
 }
 
-static void greedy_matches_hf(llm_model *m, const int32_t *prompt, int n_prompt, const int32_t *cont, int n_cont) {
+static void greedy_matches_hf(llm_model *m, const int32_t *prompt, int n_prompt, const int32_t *cont,
+                              int n_cont) {
     llm_generate_params gp = llm_generate_default_params();
     gp.sampling.temperature = 0;
     gp.max_tokens = n_cont;
@@ -84,8 +85,8 @@ static void greedy_matches_hf(llm_model *m, const int32_t *prompt, int n_prompt,
     TU_CHECK(run(m, prompt, n_prompt, &gp, &c, &res) == LLM_OK, "greedy run");
     int match = 0;
     while (match < c.n && match < n_cont && c.tokens[match] == cont[match]) match++;
-    printf("demo model greedy: %d of %d tokens equal HF transformers' (finish %s, %.1f tok/s)\n", match, n_cont,
-           llm_finish_reason_name(res.finish), res.decode_tok_s);
+    printf("demo model greedy: %d of %d tokens equal HF transformers' (finish %s, %.1f tok/s)\n", match,
+           n_cont, llm_finish_reason_name(res.finish), res.decode_tok_s);
     TU_CHECK(match >= 64 && match == n_cont, "greedy continuation diverges from HF at token %d", match);
     TU_CHECK(res.finish == LLM_FINISH_LENGTH && res.n_generated == n_cont, "finish %s after %d",
              llm_finish_reason_name(res.finish), res.n_generated);
@@ -95,7 +96,8 @@ static void greedy_matches_hf(llm_model *m, const int32_t *prompt, int n_prompt,
     llm_detokenize(tok, cont, (size_t)n_cont, 0, NULL, 0, &need);
     char *full = malloc(need + 1);
     llm_detokenize(tok, cont, (size_t)n_cont, 0, full, need + 1, &need);
-    TU_CHECK(c.text.len == need && memcmp(c.text.data, full, need) == 0, "streamed text differs from the full decode");
+    TU_CHECK(c.text.len == need && memcmp(c.text.data, full, need) == 0,
+             "streamed text differs from the full decode");
 
     /* stop strings: one spanning the boundary between two tokens of the known continuation */
     size_t pre = 0, pre2 = 0;
@@ -111,7 +113,8 @@ static void greedy_matches_hf(llm_model *m, const int32_t *prompt, int n_prompt,
         TU_CHECK(run(m, prompt, n_prompt, &gp, &c, &res) == LLM_OK, "stop run");
         const char *first = strstr(full, stop);
         size_t expect = first ? (size_t)(first - full) : 0;
-        TU_CHECK(res.finish == LLM_FINISH_STOP, "finish %s with stop '%s'", llm_finish_reason_name(res.finish), stop);
+        TU_CHECK(res.finish == LLM_FINISH_STOP, "finish %s with stop '%s'",
+                 llm_finish_reason_name(res.finish), stop);
         TU_CHECK(c.text.len == expect && memcmp(c.text.data, full, expect) == 0,
                  "text before the stop string '%s': got %zu bytes, want %zu", stop, c.text.len, expect);
         gp.stop = NULL;
@@ -121,12 +124,14 @@ static void greedy_matches_hf(llm_model *m, const int32_t *prompt, int n_prompt,
 
     /* cancellation through the callback, then through the flag */
     c.cancel_after = 5;
-    TU_CHECK(run(m, prompt, n_prompt, &gp, &c, &res) == LLM_OK && res.finish == LLM_FINISH_CANCELLED && c.n == 5,
+    TU_CHECK(run(m, prompt, n_prompt, &gp, &c, &res) == LLM_OK && res.finish == LLM_FINISH_CANCELLED &&
+                 c.n == 5,
              "callback cancel: finish %s after %d", llm_finish_reason_name(res.finish), c.n);
     c.cancel_after = 0;
     volatile int flag = 1;
     gp.cancel = &flag;
-    TU_CHECK(run(m, prompt, n_prompt, &gp, &c, &res) == LLM_OK && res.finish == LLM_FINISH_CANCELLED && c.n == 0,
+    TU_CHECK(run(m, prompt, n_prompt, &gp, &c, &res) == LLM_OK && res.finish == LLM_FINISH_CANCELLED &&
+                 c.n == 0,
              "flag cancel: finish %s after %d", llm_finish_reason_name(res.finish), c.n);
     gp.cancel = NULL;
     llm_strbuf_free(&c.text);
@@ -164,12 +169,16 @@ static void seeded_sampling(const int32_t *prompt, int n_prompt) {
         llm_engine_create(m, NULL, &e);
         llm_seq_id s;
         llm_seq_create(e, &s);
-        TU_CHECK(llm_generate(e, s, prompt, (size_t)n_prompt, &gp, NULL) == LLM_ERR_INVALID_ARGUMENT, "temperature -1");
-        TU_CHECK(strstr(llm_engine_last_error(e), "temperature") != NULL, "message: %s", llm_engine_last_error(e));
+        TU_CHECK(llm_generate(e, s, prompt, (size_t)n_prompt, &gp, NULL) == LLM_ERR_INVALID_ARGUMENT,
+                 "temperature -1");
+        TU_CHECK(strstr(llm_engine_last_error(e), "temperature") != NULL, "message: %s",
+                 llm_engine_last_error(e));
         gp.sampling.temperature = 1;
         gp.max_tokens = 0;
-        TU_CHECK(llm_generate(e, s, prompt, (size_t)n_prompt, &gp, NULL) == LLM_ERR_INVALID_ARGUMENT, "max_tokens 0");
-        TU_CHECK(strstr(llm_engine_last_error(e), "max_tokens") != NULL, "message: %s", llm_engine_last_error(e));
+        TU_CHECK(llm_generate(e, s, prompt, (size_t)n_prompt, &gp, NULL) == LLM_ERR_INVALID_ARGUMENT,
+                 "max_tokens 0");
+        TU_CHECK(strstr(llm_engine_last_error(e), "max_tokens") != NULL, "message: %s",
+                 llm_engine_last_error(e));
         llm_engine_free(e);
         llm_model_free(m);
     }
@@ -211,8 +220,8 @@ static void stop_inside_multibyte(void) {
         }
         const char *hit = strstr(text, stops_list[k]);
         size_t expect = (size_t)(hit - text);
-        TU_CHECK(stopped && out.len == expect && memcmp(out.data, text, expect) == 0,
-                 "stop '%s': got '%.*s'", stops_list[k], (int)out.len, out.data ? out.data : "");
+        TU_CHECK(stopped && out.len == expect && memcmp(out.data, text, expect) == 0, "stop '%s': got '%.*s'",
+                 stops_list[k], (int)out.len, out.data ? out.data : "");
         llm_strbuf_free(&out);
         llm_gen_text_free(&g);
     }

@@ -28,7 +28,7 @@
 #if defined(__SANITIZE_ADDRESS__)
 #define UNDER_SANITIZER 1
 #elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(undefined_behavior_sanitizer) || \
+#if __has_feature(address_sanitizer) || __has_feature(undefined_behavior_sanitizer) ||                       \
     __has_feature(memory_sanitizer) || __has_feature(thread_sanitizer)
 #define UNDER_SANITIZER 1
 #endif
@@ -44,8 +44,7 @@ static int checks;
 static void report_failure(int line, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 #endif
 
-static void report_failure(int line, const char *fmt, ...)
-{
+static void report_failure(int line, const char *fmt, ...) {
     va_list args;
     va_start(args, fmt);
     fprintf(stderr, "test_json.c:%d: FAILED: ", line);
@@ -56,16 +55,15 @@ static void report_failure(int line, const char *fmt, ...)
 }
 
 /* CHECK(cond, printf-style message...) */
-#define CHECK(cond, ...)                               \
-    do {                                               \
-        checks++;                                      \
-        if (!(cond)) {                                 \
-            report_failure(__LINE__, __VA_ARGS__);     \
-        }                                              \
+#define CHECK(cond, ...)                                                                                     \
+    do {                                                                                                     \
+        checks++;                                                                                            \
+        if (!(cond)) {                                                                                       \
+            report_failure(__LINE__, __VA_ARGS__);                                                           \
+        }                                                                                                    \
     } while (0)
 
-static double seconds_now(void)
-{
+static double seconds_now(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
@@ -74,22 +72,19 @@ static double seconds_now(void)
 /* Deterministic PRNG (xorshift64*) so fuzz failures are reproducible. */
 static uint64_t rng_state = 0x9E3779B97F4A7C15ull;
 
-static uint64_t rng_next(void)
-{
+static uint64_t rng_next(void) {
     rng_state ^= rng_state >> 12;
     rng_state ^= rng_state << 25;
     rng_state ^= rng_state >> 27;
     return rng_state * 0x2545F4914F6CDD1Dull;
 }
 
-static size_t rng_below(size_t n)
-{
+static size_t rng_below(size_t n) {
     return n == 0 ? 0 : (size_t)(rng_next() % n);
 }
 
 /* Parses a NUL-terminated document that must be valid. */
-static llm_json_doc *parse_ok_at(int line, const char *text, size_t len)
-{
+static llm_json_doc *parse_ok_at(int line, const char *text, size_t len) {
     llm_json_doc *doc = NULL;
     char err[256];
     int rc = llm_json_parse(text, len, &doc, err, sizeof err);
@@ -100,15 +95,14 @@ static llm_json_doc *parse_ok_at(int line, const char *text, size_t len)
     }
     return doc;
 }
-#define PARSE_OK(text) parse_ok_at(__LINE__, (text), strlen(text))
+#define PARSE_OK(text)        parse_ok_at(__LINE__, (text), strlen(text))
 #define PARSE_OK_N(text, len) parse_ok_at(__LINE__, (text), (len))
 
 /* The input must fail with an error at line:col whose message contains
  * `needle` (if non-NULL) and, if `forbidden` is non-NULL, does not contain it. */
-static void expect_error_at(int src_line, const char *text, size_t len, int line, int col,
-                            const char *needle, const char *forbidden)
-{
-    llm_json_doc *doc = (llm_json_doc *)&doc;  /* must be reset to NULL on failure */
+static void expect_error_at(int src_line, const char *text, size_t len, int line, int col, const char *needle,
+                            const char *forbidden) {
+    llm_json_doc *doc = (llm_json_doc *)&doc; /* must be reset to NULL on failure */
     char err[256];
     int rc = llm_json_parse(text, len, &doc, err, sizeof err);
     checks++;
@@ -132,13 +126,12 @@ static void expect_error_at(int src_line, const char *text, size_t len, int line
         report_failure(src_line, "error should not mention \"%s\": \"%s\"", forbidden, err);
     }
 }
-#define EXPECT_ERROR(text, line, col, needle) \
+#define EXPECT_ERROR(text, line, col, needle)                                                                \
     expect_error_at(__LINE__, (text), sizeof(text) - 1, (line), (col), (needle), NULL)
-#define EXPECT_ERROR_NOT(text, line, col, needle, forbidden) \
+#define EXPECT_ERROR_NOT(text, line, col, needle, forbidden)                                                 \
     expect_error_at(__LINE__, (text), sizeof(text) - 1, (line), (col), (needle), (forbidden))
 
-static bool string_equals(const llm_json *v, const char *expected, size_t expected_len)
-{
+static bool string_equals(const llm_json *v, const char *expected, size_t expected_len) {
     size_t len = 0;
     const char *s = llm_json_string(v, &len);
     return s != NULL && len == expected_len && memcmp(s, expected, len) == 0 && s[len] == '\0';
@@ -148,8 +141,7 @@ static bool string_equals(const llm_json *v, const char *expected, size_t expect
 /* Serializer + structural equality, used by round-trip and fuzz tests      */
 /* ------------------------------------------------------------------------ */
 
-static void serialize(const llm_json *v, llm_strbuf *sb)
-{
+static void serialize(const llm_json *v, llm_strbuf *sb) {
     switch (llm_json_type_of(v)) {
     case LLM_JSON_NULL:
         llm_strbuf_append_str(sb, "null");
@@ -210,8 +202,7 @@ static void serialize(const llm_json *v, llm_strbuf *sb)
  * number whose double happens to be integral (1234567890123456.9 ->
  * 1234567890123457.0) legitimately gains an int64 view, so int64 is only
  * required to be preserved, not to be absent. */
-static bool json_equal(const llm_json *a, const llm_json *b)
-{
+static bool json_equal(const llm_json *a, const llm_json *b) {
     if (llm_json_type_of(a) != llm_json_type_of(b)) {
         return false;
     }
@@ -259,8 +250,7 @@ static bool json_equal(const llm_json *a, const llm_json *b)
 }
 
 /* Visits every value and exercises every accessor (fuzz: no crash, sane answers). */
-static size_t walk(const llm_json *v)
-{
+static size_t walk(const llm_json *v) {
     size_t visited = 1;
     (void)llm_json_offset(v);
     (void)llm_json_number(v);
@@ -291,8 +281,7 @@ static size_t walk(const llm_json *v)
 /* Tests                                                                    */
 /* ------------------------------------------------------------------------ */
 
-static void test_scalars(void)
-{
+static void test_scalars(void) {
     llm_json_doc *doc;
 
     doc = PARSE_OK(" null ");
@@ -324,14 +313,12 @@ static void test_scalars(void)
     llm_json_doc_free(doc);
 
     doc = PARSE_OK("[]");
-    CHECK(llm_json_is_array(llm_json_root(doc)) && llm_json_count(llm_json_root(doc)) == 0,
-          "empty array");
+    CHECK(llm_json_is_array(llm_json_root(doc)) && llm_json_count(llm_json_root(doc)) == 0, "empty array");
     CHECK(llm_json_value_at(llm_json_root(doc), 0) == NULL, "empty array has no item 0");
     llm_json_doc_free(doc);
 
     doc = PARSE_OK("{ }");
-    CHECK(llm_json_is_object(llm_json_root(doc)) && llm_json_count(llm_json_root(doc)) == 0,
-          "empty object");
+    CHECK(llm_json_is_object(llm_json_root(doc)) && llm_json_count(llm_json_root(doc)) == 0, "empty object");
     CHECK(llm_json_get(llm_json_root(doc), "") == NULL, "empty object lookup");
     llm_json_doc_free(doc);
 
@@ -347,17 +334,15 @@ static void test_scalars(void)
     llm_json_doc_free(doc);
 }
 
-static void test_nested_document(void)
-{
-    const char *text =
-        "{\n"
-        "  \"name\": \"llama\",\n"
-        "  \"layers\": 32,\n"
-        "  \"rope\": {\"theta\": 10000.0, \"scaling\": null},\n"
-        "  \"shape\": [4096, 11008, [1, [2, []]]],\n"
-        "  \"flags\": [true, false, null],\n"
-        "  \"empty\": {}\n"
-        "}";
+static void test_nested_document(void) {
+    const char *text = "{\n"
+                       "  \"name\": \"llama\",\n"
+                       "  \"layers\": 32,\n"
+                       "  \"rope\": {\"theta\": 10000.0, \"scaling\": null},\n"
+                       "  \"shape\": [4096, 11008, [1, [2, []]]],\n"
+                       "  \"flags\": [true, false, null],\n"
+                       "  \"empty\": {}\n"
+                       "}";
     llm_json_doc *doc = PARSE_OK(text);
     if (doc == NULL) {
         return;
@@ -402,8 +387,8 @@ static void test_nested_document(void)
     CHECK(offset < strlen(text) && text[offset] == '3', "offset of layers");
     int line = 0;
     int col = 0;
-    CHECK(llm_json_line_col(text, strlen(text), offset, &line, &col) == 0 && line == 3 &&
-              col == 13, "line_col of layers: %d:%d", line, col);
+    CHECK(llm_json_line_col(text, strlen(text), offset, &line, &col) == 0 && line == 3 && col == 13,
+          "line_col of layers: %d:%d", line, col);
     offset = llm_json_offset(llm_json_get(root, "shape"));
     CHECK(text[offset] == '[', "offset of an array is its '['");
 
@@ -422,9 +407,9 @@ static void test_nested_document(void)
     CHECK(llm_json_type_of(NULL) == LLM_JSON_INVALID, "type_of(NULL)");
     int flag = 7;
     size_t len = 7;
-    CHECK(llm_json_value_at(NULL, 0) == NULL && llm_json_key_at(NULL, 0, &len) == NULL &&
-              len == 0 && llm_json_string(NULL, NULL) == NULL && llm_json_bool(NULL, &flag) == -1 &&
-              flag == 7 && llm_json_int64(NULL, &dim) == -1 && isnan(llm_json_number(NULL)) &&
+    CHECK(llm_json_value_at(NULL, 0) == NULL && llm_json_key_at(NULL, 0, &len) == NULL && len == 0 &&
+              llm_json_string(NULL, NULL) == NULL && llm_json_bool(NULL, &flag) == -1 && flag == 7 &&
+              llm_json_int64(NULL, &dim) == -1 && isnan(llm_json_number(NULL)) &&
               llm_json_get_n(NULL, "a", 1) == NULL && llm_json_get_n(root, NULL, 1) == NULL,
           "accessors on NULL");
     CHECK(!llm_json_is_null(NULL) && !llm_json_is_bool(NULL) && !llm_json_is_number(NULL) &&
@@ -432,7 +417,7 @@ static void test_nested_document(void)
           "predicates on NULL");
     CHECK(llm_json_offset(NULL) == 0, "offset(NULL)");
     CHECK(llm_json_root(NULL) == NULL, "root(NULL)");
-    static const char *const names[] = {"null",  "false", "true",   "number",
+    static const char *const names[] = {"null",   "false", "true",   "number",
                                         "string", "array", "object", "invalid"};
     for (int t = LLM_JSON_NULL; t <= LLM_JSON_INVALID; t++) {
         CHECK(strcmp(llm_json_type_name((llm_json_type)t), names[t]) == 0, "type name %d", t);
@@ -442,8 +427,7 @@ static void test_nested_document(void)
     llm_json_doc_free(NULL);
 }
 
-static void test_source_not_retained(void)
-{
+static void test_source_not_retained(void) {
     /* The document must not point into the caller's buffer. */
     const char *source = "{\"key\": \"value\", \"n\": \"a\\nb\"}";
     size_t len = strlen(source);
@@ -465,12 +449,11 @@ static void test_source_not_retained(void)
 typedef struct {
     const char *text;
     double value;
-    int has_int64;   /* 1: llm_json_int64 must succeed with `integer` */
+    int has_int64; /* 1: llm_json_int64 must succeed with `integer` */
     int64_t integer;
 } number_case;
 
-static void test_numbers(void)
-{
+static void test_numbers(void) {
     static const number_case cases[] = {
         {"0", 0.0, 1, 0},
         {"-0", -0.0, 1, 0},
@@ -527,13 +510,12 @@ static void test_numbers(void)
         const llm_json *v = llm_json_root(doc);
         double got = llm_json_number(v);
         CHECK(llm_json_is_number(v), "%s is a number", c->text);
-        CHECK(got == c->value && signbit(got) == signbit(c->value), "%s -> %.17g (want %.17g)",
-              c->text, got, c->value);
+        CHECK(got == c->value && signbit(got) == signbit(c->value), "%s -> %.17g (want %.17g)", c->text, got,
+              c->value);
         int64_t integer = 12345;
         int rc = llm_json_int64(v, &integer);
         if (c->has_int64) {
-            CHECK(rc == 0 && integer == c->integer, "%s int64 -> rc %d, %" PRId64, c->text, rc,
-                  integer);
+            CHECK(rc == 0 && integer == c->integer, "%s int64 -> rc %d, %" PRId64, c->text, rc, integer);
         } else {
             CHECK(rc == -1 && integer == 12345, "%s must not be an int64", c->text);
         }
@@ -583,8 +565,7 @@ static void test_numbers(void)
             }
         }
         if (rng_below(2)) {
-            pos += (size_t)snprintf(text + pos, sizeof text - pos, "e%d",
-                                    (int)rng_below(640) - 330);
+            pos += (size_t)snprintf(text + pos, sizeof text - pos, "e%d", (int)rng_below(640) - 330);
         }
         text[pos] = '\0';
         double expected = strtod(text, NULL);
@@ -594,19 +575,19 @@ static void test_numbers(void)
             CHECK(rc == -1, "%s overflows and must be rejected", text);
         } else {
             double got = llm_json_number(llm_json_root(number_doc));
-            CHECK(rc == 0 && memcmp(&got, &expected, sizeof got) == 0,
-                  "%s -> %.17g, strtod says %.17g", text, got, expected);
+            CHECK(rc == 0 && memcmp(&got, &expected, sizeof got) == 0, "%s -> %.17g, strtod says %.17g", text,
+                  got, expected);
         }
         llm_json_doc_free(number_doc);
     }
 }
 
-static void test_strings(void)
-{
-    llm_json_doc *doc = PARSE_OK("[\"\\\"\\\\\\/\\b\\f\\n\\r\\t\", \"\\u00e9\\u20AC\", "
-                                 "\"\\uD83D\\uDE00\", \"a\\u0000b\", \"\xC3\xA9\xE2\x82\xAC\xF0\x9F\x98\x80\", "
-                                 "\"\", \"\\u0041\\u007f\\u0080\\u07FF\\u0800\\uFFFF\", "
-                                 "\"\\uDBFF\\uDFFF\\ud800\\udc00\", \"\x7F\"]");
+static void test_strings(void) {
+    llm_json_doc *doc =
+        PARSE_OK("[\"\\\"\\\\\\/\\b\\f\\n\\r\\t\", \"\\u00e9\\u20AC\", "
+                 "\"\\uD83D\\uDE00\", \"a\\u0000b\", \"\xC3\xA9\xE2\x82\xAC\xF0\x9F\x98\x80\", "
+                 "\"\", \"\\u0041\\u007f\\u0080\\u07FF\\u0800\\uFFFF\", "
+                 "\"\\uDBFF\\uDFFF\\ud800\\udc00\", \"\x7F\"]");
     if (doc == NULL) {
         return;
     }
@@ -618,8 +599,7 @@ static void test_strings(void)
     CHECK(string_equals(llm_json_value_at(root, 4), "\xC3\xA9\xE2\x82\xAC\xF0\x9F\x98\x80", 9),
           "raw UTF-8 passes through");
     CHECK(string_equals(llm_json_value_at(root, 5), "", 0), "empty string");
-    CHECK(string_equals(llm_json_value_at(root, 6),
-                        "A\x7F\xC2\x80\xDF\xBF\xE0\xA0\x80\xEF\xBF\xBF", 12),
+    CHECK(string_equals(llm_json_value_at(root, 6), "A\x7F\xC2\x80\xDF\xBF\xE0\xA0\x80\xEF\xBF\xBF", 12),
           "UTF-8 encoding boundaries");
     CHECK(string_equals(llm_json_value_at(root, 7), "\xF4\x8F\xBF\xBF\xF0\x90\x80\x80", 8),
           "highest and lowest supplementary code points");
@@ -639,8 +619,7 @@ static void test_strings(void)
     llm_json_doc_free(doc);
 }
 
-static void test_duplicate_keys(void)
-{
+static void test_duplicate_keys(void) {
     llm_json_doc *doc = PARSE_OK("{\"a\": 1, \"b\": 2, \"a\": 3}");
     const llm_json *root = llm_json_root(doc);
     int64_t v = 0;
@@ -672,8 +651,7 @@ static void test_duplicate_keys(void)
     llm_strbuf_free(&sb);
 }
 
-static void test_depth_limit(void)
-{
+static void test_depth_limit(void) {
     enum { DEEP = 100000 };
     char *text = malloc(2 * DEEP + 1);
     if (text == NULL) {
@@ -733,8 +711,7 @@ static void test_depth_limit(void)
     free(text);
 }
 
-static void test_invalid_inputs(void)
-{
+static void test_invalid_inputs(void) {
     /* Structure */
     EXPECT_ERROR("", 1, 1, "empty input");
     EXPECT_ERROR("  \n ", 2, 2, "only whitespace");
@@ -767,9 +744,10 @@ static void test_invalid_inputs(void)
     EXPECT_ERROR("[1,\r\n2,,3]", 2, 3, "expected a value, found ','");
     EXPECT_ERROR("\t\tx", 1, 3, "expected a value, found 'x'");
     EXPECT_ERROR("\f1", 1, 1, "byte 0x0C");
-    EXPECT_ERROR("\xC2\xA0" "1", 1, 1, "byte 0xC2");
-    EXPECT_ERROR("{\n  \"a\": [1, 2,\n    3\n  ],\n  \"b\": {\"c\": true,}\n}", 5, 19,
-                 "trailing commas");
+    EXPECT_ERROR("\xC2\xA0"
+                 "1",
+                 1, 1, "byte 0xC2");
+    EXPECT_ERROR("{\n  \"a\": [1, 2,\n    3\n  ],\n  \"b\": {\"c\": true,}\n}", 5, 19, "trailing commas");
     /* Literals */
     EXPECT_ERROR("tru", 1, 4, "end of input in literal");
     EXPECT_ERROR("trUe", 1, 3, "expected 'true'");
@@ -833,15 +811,13 @@ static void test_invalid_inputs(void)
           "full message: %s", err);
     /* Truncated messages stay NUL-terminated; err may be NULL. */
     char tiny[8];
-    CHECK(llm_json_parse("[", 1, &doc, tiny, sizeof tiny) == -1 && strlen(tiny) == 7,
-          "truncated message");
+    CHECK(llm_json_parse("[", 1, &doc, tiny, sizeof tiny) == -1 && strlen(tiny) == 7, "truncated message");
     CHECK(llm_json_parse("[", 1, &doc, NULL, 0) == -1 && doc == NULL, "NULL err buffer");
     CHECK(llm_json_parse(NULL, 0, &doc, err, sizeof err) == -1 && strstr(err, "empty input"),
           "NULL text with len 0 is empty input");
     CHECK(llm_json_parse(NULL, 5, &doc, err, sizeof err) == -1 && strstr(err, "invalid argument"),
           "NULL text with len > 0");
-    CHECK(llm_json_parse("1", 1, NULL, err, sizeof err) == -1 && strstr(err, "invalid argument"),
-          "NULL out");
+    CHECK(llm_json_parse("1", 1, NULL, err, sizeof err) == -1 && strstr(err, "invalid argument"), "NULL out");
 }
 
 /* A document using every feature, with no valid proper prefix. */
@@ -850,8 +826,7 @@ static const char feature_document[] =
     "9223372036854775807],\n \"ok\": true, \"no\": false, \"none\": null, \"nested\": [[], {}, "
     "[{\"a\": \"\\\"\\\\\\/\\b\\f\\n\\r\\t\\u0000\"}]]}, \"tail\": 12345678901234567890123}";
 
-static void test_truncation(void)
-{
+static void test_truncation(void) {
     size_t len = sizeof feature_document - 1;
     llm_json_doc *doc = PARSE_OK_N(feature_document, len);
     llm_json_doc_free(doc);
@@ -875,8 +850,7 @@ static void test_truncation(void)
     }
 }
 
-static void test_fuzz(void)
-{
+static void test_fuzz(void) {
     static const char *const seeds[] = {
         feature_document,
         "[1, 2.5, -3e10, \"x\", [true, false, null], {\"k\": {\"k\": [\"\\u0041\"]}}]",
@@ -955,15 +929,15 @@ static void test_fuzz(void)
             llm_json_doc *again = NULL;
             char err2[256] = "";
             int rc = llm_json_parse(out.data, out.len, &again, err2, sizeof err2);
-            CHECK(rc == 0 && json_equal(root, llm_json_root(again)),
-                  "fuzz %d: round trip failed (%s) for %s", iter, err2, out.data);
+            CHECK(rc == 0 && json_equal(root, llm_json_root(again)), "fuzz %d: round trip failed (%s) for %s",
+                  iter, err2, out.data);
             llm_json_doc_free(again);
             llm_json_doc_free(doc);
         } else {
             size_t byte = (size_t)-1;
             const char *at = strstr(err, "(byte ");
-            CHECK(strncmp(err, "line ", 5) == 0 && at != NULL &&
-                      sscanf(at, "(byte %zu)", &byte) == 1 && byte <= len,
+            CHECK(strncmp(err, "line ", 5) == 0 && at != NULL && sscanf(at, "(byte %zu)", &byte) == 1 &&
+                      byte <= len,
                   "fuzz %d: malformed error \"%s\"", iter, err);
         }
         free(input);
@@ -974,8 +948,7 @@ static void test_fuzz(void)
     llm_strbuf_free(&out);
 }
 
-static void test_large_object(void)
-{
+static void test_large_object(void) {
     enum { MEMBERS = 20000 };
     unsigned *order = malloc(MEMBERS * sizeof *order);
     if (order == NULL) {
@@ -1000,8 +973,8 @@ static void test_large_object(void)
         llm_strbuf_append_char(&sb, '{');
         for (unsigned i = 0; i < MEMBERS; i++) {
             /* %05u keeps pass 0 in sorted key order. */
-            llm_strbuf_appendf(&sb, "%s\"model.layers.%05u.weight\": {\"offset\": %u}",
-                               i ? ", " : "", order[i], order[i] * 7);
+            llm_strbuf_appendf(&sb, "%s\"model.layers.%05u.weight\": {\"offset\": %u}", i ? ", " : "",
+                               order[i], order[i] * 7);
         }
         llm_strbuf_append_char(&sb, '}');
         CHECK(!sb.oom, "building the large object");
@@ -1024,11 +997,11 @@ static void test_large_object(void)
         double elapsed = seconds_now() - start;
         CHECK(wrong == 0, "pass %d: %d lookups wrong", pass, wrong);
         CHECK(llm_json_get(root, "model.layers.20000.weight") == NULL &&
-                  llm_json_get(root, "model.layers.00000.weigh") == NULL &&
-                  llm_json_get(root, "a") == NULL && llm_json_get(root, "~") == NULL,
+                  llm_json_get(root, "model.layers.00000.weigh") == NULL && llm_json_get(root, "a") == NULL &&
+                  llm_json_get(root, "~") == NULL,
               "absent keys");
-        printf("large object (%s keys): 100k lookups in %.1f ms\n",
-               pass == 0 ? "sorted" : "shuffled", elapsed * 1e3);
+        printf("large object (%s keys): 100k lookups in %.1f ms\n", pass == 0 ? "sorted" : "shuffled",
+               elapsed * 1e3);
         CHECK(UNDER_SANITIZER || elapsed < 0.5, "100k lookups took %.3f s", elapsed);
         llm_json_doc_free(doc);
         llm_strbuf_free(&sb);
@@ -1036,8 +1009,7 @@ static void test_large_object(void)
     free(order);
 }
 
-static void test_big_document_speed(void)
-{
+static void test_big_document_speed(void) {
     /* ~10 MB mixing every value type, like a big tokenizer.json. */
     llm_strbuf sb = LLM_STRBUF_INIT;
     llm_strbuf_append_str(&sb, "{\"entries\": [\n");
@@ -1060,7 +1032,8 @@ static void test_big_document_speed(void)
     CHECK(llm_json_count(entries) == count, "entry count");
     int64_t id = 0;
     CHECK(llm_json_int64(llm_json_get(llm_json_value_at(entries, count - 1), "id"), &id) == 0 &&
-              id == (int64_t)(count - 1), "last id");
+              id == (int64_t)(count - 1),
+          "last id");
     printf("parsed %.1f MB (%zu entries) in %.1f ms (%.0f MB/s)\n", (double)sb.len / 1e6, count,
            elapsed * 1e3, (double)sb.len / 1e6 / elapsed);
     CHECK(UNDER_SANITIZER || elapsed < 1.0, "10 MB parse took %.3f s", elapsed);
@@ -1068,8 +1041,7 @@ static void test_big_document_speed(void)
     llm_strbuf_free(&sb);
 }
 
-static void test_escape_round_trip(void)
-{
+static void test_escape_round_trip(void) {
     llm_strbuf sb = LLM_STRBUF_INIT;
 
     /* Every byte value 0x01-0x7F, NUL, and valid multi-byte UTF-8. */
@@ -1095,7 +1067,7 @@ static void test_escape_round_trip(void)
     llm_strbuf_clear(&sb);
     llm_json_escape(&sb, NULL, 0);
     CHECK(strcmp(sb.data, "\"\"") == 0, "escape of NULL/empty");
-    llm_json_escape(NULL, "x", 1);  /* no buffer: nothing happens */
+    llm_json_escape(NULL, "x", 1); /* no buffer: nothing happens */
 
     /* A failed buffer is left alone. */
     llm_strbuf_clear(&sb);
@@ -1133,8 +1105,7 @@ static void test_escape_round_trip(void)
     llm_strbuf_free(&sb);
 }
 
-static void test_line_col(void)
-{
+static void test_line_col(void) {
     const char *text = "ab\n\xC3\xA9x\r\n\ny";
     size_t len = strlen(text);
     int line = 0;
@@ -1143,8 +1114,8 @@ static void test_line_col(void)
     CHECK(llm_json_line_col(text, len, 2, &line, &col) == 0 && line == 1 && col == 3, "at LF");
     CHECK(llm_json_line_col(text, len, 5, &line, &col) == 0 && line == 2 && col == 2,
           "after a two-byte character: %d:%d", line, col);
-    CHECK(llm_json_line_col(text, len, len, &line, &col) == 0 && line == 4 && col == 2,
-          "end of text: %d:%d", line, col);
+    CHECK(llm_json_line_col(text, len, len, &line, &col) == 0 && line == 4 && col == 2, "end of text: %d:%d",
+          line, col);
     line = col = -7;
     CHECK(llm_json_line_col(text, len, len + 1, &line, &col) == -1 && line == -7 && col == -7,
           "offset past the end");
@@ -1152,20 +1123,16 @@ static void test_line_col(void)
     CHECK(llm_json_line_col(NULL, 0, 0, NULL, NULL) == 0, "NULL empty text, NULL outputs");
 }
 
-static void test_strbuf(void)
-{
+static void test_strbuf(void) {
     llm_strbuf sb = LLM_STRBUF_INIT;
     CHECK(strcmp(llm_strbuf_str(&sb), "") == 0, "empty buffer reads as \"\"");
-    CHECK(llm_strbuf_append_str(&sb, "abc") == 0 && sb.len == 3 && strcmp(sb.data, "abc") == 0,
-          "append_str");
-    CHECK(llm_strbuf_appendf(&sb, "-%d-%s", 42, "x") == 0 && strcmp(sb.data, "abc-42-x") == 0,
-          "appendf");
+    CHECK(llm_strbuf_append_str(&sb, "abc") == 0 && sb.len == 3 && strcmp(sb.data, "abc") == 0, "append_str");
+    CHECK(llm_strbuf_appendf(&sb, "-%d-%s", 42, "x") == 0 && strcmp(sb.data, "abc-42-x") == 0, "appendf");
     /* Force several growths, including appendf's second formatting pass. */
     char big[1000];
     memset(big, 'z', sizeof big - 1);
     big[sizeof big - 1] = '\0';
-    CHECK(llm_strbuf_appendf(&sb, "%s|%s", big, big) == 0 && sb.len == 8 + 2 * 999 + 1,
-          "appendf growth");
+    CHECK(llm_strbuf_appendf(&sb, "%s|%s", big, big) == 0 && sb.len == 8 + 2 * 999 + 1, "appendf growth");
     CHECK(sb.data[sb.len] == '\0' && sb.data[8] == 'z' && sb.data[8 + 999] == '|', "content");
     for (int i = 0; i < 10000; i++) {
         llm_strbuf_append_char(&sb, (char)('a' + i % 26));
@@ -1184,8 +1151,8 @@ static void test_strbuf(void)
     llm_strbuf_clear(&sb);
     CHECK(llm_strbuf_append(&sb, "hi", 2) == 0, "usable after detach");
     char *owned = llm_strbuf_detach(&sb, &detached_len);
-    CHECK(owned != NULL && strcmp(owned, "hi") == 0 && detached_len == 2 && sb.data == NULL &&
-              sb.len == 0, "detach");
+    CHECK(owned != NULL && strcmp(owned, "hi") == 0 && detached_len == 2 && sb.data == NULL && sb.len == 0,
+          "detach");
     free(owned);
     owned = llm_strbuf_detach(&sb, NULL);
     CHECK(owned != NULL && owned[0] == '\0', "detach of an empty buffer gives \"\"");
@@ -1195,13 +1162,12 @@ static void test_strbuf(void)
     llm_strbuf_clear(&sb);
     CHECK(sb.len == 0 && sb.data != NULL && sb.data[0] == '\0' && !sb.oom, "clear");
     llm_strbuf_free(&sb);
-    llm_strbuf_free(&sb);  /* double free of the struct is harmless */
+    llm_strbuf_free(&sb); /* double free of the struct is harmless */
     llm_strbuf_free(NULL);
     CHECK(sb.data == NULL && sb.len == 0 && sb.cap == 0, "free resets");
 }
 
-int main(void)
-{
+int main(void) {
     test_scalars();
     test_nested_document();
     test_source_not_retained();

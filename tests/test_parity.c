@@ -55,8 +55,8 @@ static int greedy_match(llm_model *model, const tu_reference *ref) {
     llm_seq_id seq;
     int matched = 0;
     if (llm_seq_create(e, &seq) == LLM_OK &&
-        llm_prefill(e, seq, ref->greedy_prompt, (size_t)ref->n_prompt, LLM_LOGITS_LAST, row, (size_t)ref->n_vocab,
-                    NULL) == LLM_OK) {
+        llm_prefill(e, seq, ref->greedy_prompt, (size_t)ref->n_prompt, LLM_LOGITS_LAST, row,
+                    (size_t)ref->n_vocab, NULL) == LLM_OK) {
         for (int i = 0; i < ref->n_greedy; i++) {
             int32_t tok = argmax(row, ref->n_vocab);
             if (tok != ref->greedy[i]) {
@@ -98,19 +98,22 @@ int main(int argc, char **argv) {
         }
         if (inject) {
             double err = logits_error(model, &ref, 1, 256);
-            printf("%-20s query RoPE position +1: normalised error %.3g (must exceed 1e-4)\n", fixtures[f], err);
-            TU_CHECK(err > 1e-4, "%s: an off-by-one RoPE position went unnoticed (error %.3g)", fixtures[f], err);
+            printf("%-20s query RoPE position +1: normalised error %.3g (must exceed 1e-4)\n", fixtures[f],
+                   err);
+            TU_CHECK(err > 1e-4, "%s: an off-by-one RoPE position went unnoticed (error %.3g)", fixtures[f],
+                     err);
         } else {
             double err = logits_error(model, &ref, 0, 256);
             double err_chunked = logits_error(model, &ref, 0, 7);
             int matched = greedy_match(model, &ref);
-            printf("%-20s threads %d  max|ours-ref|/max(1,max|ref|) = %.3g (chunked prefill %.3g)  greedy %d/%d\n",
+            printf("%-20s threads %d  max|ours-ref|/max(1,max|ref|) = %.3g (chunked prefill %.3g)  greedy "
+                   "%d/%d\n",
                    fixtures[f], threads, err, err_chunked, matched, ref.n_greedy);
             TU_CHECK(err >= 0 && err <= 1e-4, "%s: logits differ from HF: %.3g", fixtures[f], err);
-            TU_CHECK(err_chunked >= 0 && err_chunked <= 1e-4, "%s: chunked-prefill logits differ: %.3g", fixtures[f],
-                     err_chunked);
-            TU_CHECK(matched == ref.n_greedy, "%s: greedy continuation matches HF for %d of %d tokens", fixtures[f],
-                     matched, ref.n_greedy);
+            TU_CHECK(err_chunked >= 0 && err_chunked <= 1e-4, "%s: chunked-prefill logits differ: %.3g",
+                     fixtures[f], err_chunked);
+            TU_CHECK(matched == ref.n_greedy, "%s: greedy continuation matches HF for %d of %d tokens",
+                     fixtures[f], matched, ref.n_greedy);
         }
         llm_model_free(model);
         tu_free_reference(&ref);

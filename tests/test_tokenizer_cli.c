@@ -9,9 +9,6 @@
 
 static char tmpdir[512];
 
-
-
-
 /* Parses "1\n2\n" into ids; returns the count. */
 static size_t parse_lines(const char *s, int32_t *ids, size_t cap) {
     size_t n = 0;
@@ -168,7 +165,8 @@ int main(void) {
     free(out);
     free(err);
 
-    TU_CHECK(tu_run_cli(tmpdir, "tokenize --help", NULL, &out, NULL, &err) == 0 && out && strstr(out, "--special"),
+    TU_CHECK(tu_run_cli(tmpdir, "tokenize --help", NULL, &out, NULL, &err) == 0 && out &&
+                 strstr(out, "--special"),
              "tokenize --help");
     free(out);
     free(err);
@@ -184,7 +182,8 @@ int main(void) {
     tu_expect_cli_error(tmpdir, args, "--text");
     snprintf(args, sizeof args, "tokenize --model '%s' --text a --file '%s'", dir, path);
     tu_expect_cli_error(tmpdir, args, "exactly one");
-    tu_expect_cli_error(tmpdir, "tokenize --model /nonexistent/tok --text a", "/nonexistent/tok/tokenizer.json");
+    tu_expect_cli_error(tmpdir, "tokenize --model /nonexistent/tok --text a",
+                        "/nonexistent/tok/tokenizer.json");
     snprintf(args, sizeof args, "tokenize --model '%s' --text a --frobnicate", dir);
     tu_expect_cli_error(tmpdir, args, "--frobnicate");
     snprintf(args, sizeof args, "tokenize --model '%s' --file /nonexistent/file.txt", dir);

@@ -149,7 +149,9 @@ void tu_free_reference(tu_reference *ref) {
     ref->logits = NULL;
 }
 
-static int cmp_str(const void *a, const void *b) { return strcmp(*(const char *const *)a, *(const char *const *)b); }
+static int cmp_str(const void *a, const void *b) {
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
 
 int tu_list_fixtures(const char *names[], int cap) {
     static char storage[64][128];
@@ -217,12 +219,14 @@ double tu_rel_diff(const float *a, const float *b, size_t n) {
     return max_diff / (max_ref > 1 ? max_ref : 1);
 }
 
-int tu_run_cli(const char *dir, const char *args, const char *stdin_text, char **out, size_t *out_len, char **err) {
+int tu_run_cli(const char *dir, const char *args, const char *stdin_text, char **out, size_t *out_len,
+               char **err) {
     const char *cli = getenv("LLAMAC_CLI");
     char in_path[1024], cmd[16384];
     snprintf(in_path, sizeof in_path, "%s/stdin", dir);
     tu_write_file(in_path, stdin_text ? stdin_text : "", stdin_text ? strlen(stdin_text) : 0);
-    snprintf(cmd, sizeof cmd, "'%s' %s <'%s' >'%s/out' 2>'%s/err'", cli ? cli : "llama-cli", args, in_path, dir, dir);
+    snprintf(cmd, sizeof cmd, "'%s' %s <'%s' >'%s/out' 2>'%s/err'", cli ? cli : "llama-cli", args, in_path,
+             dir, dir);
     int rc = system(cmd);
     char p[1024];
     snprintf(p, sizeof p, "%s/out", dir);
@@ -244,7 +248,8 @@ void tu_expect_cli_error(const char *dir, const char *args, const char *fragment
     TU_CHECK(rc != 0, "'%s' should fail", args);
     TU_CHECK(err && tu_count_lines(err) == 1 && strncmp(err, "llama-cli: error: ", 18) == 0,
              "'%s': one error line expected, got: %s", args, err ? err : "(none)");
-    TU_CHECK(err && strstr(err, fragment), "'%s': error should mention '%s': %s", args, fragment, err ? err : "");
+    TU_CHECK(err && strstr(err, fragment), "'%s': error should mention '%s': %s", args, fragment,
+             err ? err : "");
     TU_CHECK(out && *out == '\0', "'%s': nothing on stdout expected, got: %s", args, out ? out : "");
     free(out);
     free(err);

@@ -11,14 +11,14 @@
 extern int tu_failures;
 
 /* A failed check prints where and why and counts; the test continues so one run shows every failure. */
-#define TU_CHECK(cond, ...)                                                                                          \
-    do {                                                                                                             \
-        if (!(cond)) {                                                                                               \
-            tu_failures++;                                                                                           \
-            fprintf(stderr, "%s:%d: CHECK FAILED: %s: ", __FILE__, __LINE__, #cond);                                \
-            fprintf(stderr, __VA_ARGS__);                                                                            \
-            fputc('\n', stderr);                                                                                     \
-        }                                                                                                            \
+#define TU_CHECK(cond, ...)                                                                                  \
+    do {                                                                                                     \
+        if (!(cond)) {                                                                                       \
+            tu_failures++;                                                                                   \
+            fprintf(stderr, "%s:%d: CHECK FAILED: %s: ", __FILE__, __LINE__, #cond);                         \
+            fprintf(stderr, __VA_ARGS__);                                                                    \
+            fputc('\n', stderr);                                                                             \
+        }                                                                                                    \
     } while (0)
 
 /* Ends main(): prints a one-line summary and returns the exit status. */
@@ -60,7 +60,8 @@ llm_model *tu_load_model(const char *dir, int n_threads);
 /* Runs "$LLAMAC_CLI ARGS" through the shell with stdin_text (may be NULL) as its input, capturing
  * stdout and stderr in files under dir. *out / *err: malloc'd contents (NUL-terminated; out_len may be
  * NULL). Returns the exit status, -1 if it did not exit normally. */
-int tu_run_cli(const char *dir, const char *args, const char *stdin_text, char **out, size_t *out_len, char **err);
+int tu_run_cli(const char *dir, const char *args, const char *stdin_text, char **out, size_t *out_len,
+               char **err);
 
 /* Newlines in s (0 for NULL). */
 int tu_count_lines(const char *s);
@@ -77,7 +78,9 @@ typedef struct {
     uint64_t s;
 } tu_rng;
 uint64_t tu_rng_next(tu_rng *r);
-static inline uint32_t tu_rng_below(tu_rng *r, uint32_t n) { return (uint32_t)(tu_rng_next(r) % n); }
+static inline uint32_t tu_rng_below(tu_rng *r, uint32_t n) {
+    return (uint32_t)(tu_rng_next(r) % n);
+}
 /* A seed from the clock and pid, printed so a failure can be replayed (env LLAMAC_TEST_SEED wins). */
 uint64_t tu_fresh_seed(const char *test_name);
 

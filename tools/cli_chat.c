@@ -76,10 +76,12 @@ static llm_status render_tokens(llm_model *model, conversation *c, int32_t **ids
     llm_strbuf_append_char(&msgs, ']');
     size_t need = 0;
     char *text = NULL;
-    llm_status st = llm_model_apply_chat_template(model, msgs.data, msgs.len, NULL, 0, 1, NULL, 0, NULL, 0, &need);
+    llm_status st =
+        llm_model_apply_chat_template(model, msgs.data, msgs.len, NULL, 0, 1, NULL, 0, NULL, 0, &need);
     if (st == LLM_ERR_BUFFER_TOO_SMALL) {
         text = malloc(need + 1);
-        st = text ? llm_model_apply_chat_template(model, msgs.data, msgs.len, NULL, 0, 1, NULL, 0, text, need + 1, &need)
+        st = text ? llm_model_apply_chat_template(model, msgs.data, msgs.len, NULL, 0, 1, NULL, 0, text,
+                                                  need + 1, &need)
                   : LLM_ERR_OUT_OF_MEMORY;
     }
     llm_strbuf_free(&msgs);
@@ -122,7 +124,8 @@ int cli_chat(int argc, char **argv) {
         if (strcmp(argv[i], "--system") == 0 && i + 1 < argc) {
             system = argv[++i];
         } else if (strcmp(argv[i], "--ctx") == 0) {
-            if (i + 1 >= argc || cli_parse_int(argv[i + 1], 1, 1 << 30, &ctx) != 0) return cli_error("--ctx needs a token count");
+            if (i + 1 >= argc || cli_parse_int(argv[i + 1], 1, 1 << 30, &ctx) != 0)
+                return cli_error("--ctx needs a token count");
             i++;
         } else {
             return cli_error("chat: unknown option or missing value: '%s' (try --help)", argv[i]);
@@ -139,7 +142,8 @@ int cli_chat(int argc, char **argv) {
     ep.n_seq_max = 1;
     llm_engine *engine = NULL;
     if (!llm_model_tokenizer(model) || llm_engine_create(model, &ep, &engine) != LLM_OK) {
-        cli_error("%s", llm_model_tokenizer(model) ? llm_model_last_error(model) : "the model directory has no tokenizer.json");
+        cli_error("%s", llm_model_tokenizer(model) ? llm_model_last_error(model)
+                                                   : "the model directory has no tokenizer.json");
         llm_model_free(model);
         return 1;
     }
@@ -206,7 +210,8 @@ int cli_chat(int argc, char **argv) {
         fflush(stdout);
         if (st != LLM_OK) {
             cli_error("%s%s", llm_engine_last_error(engine),
-                      st == LLM_ERR_CONTEXT_FULL || st == LLM_ERR_KV_FULL ? " (type /reset to start over)" : "");
+                      st == LLM_ERR_CONTEXT_FULL || st == LLM_ERR_KV_FULL ? " (type /reset to start over)"
+                                                                          : "");
             llm_strbuf_free(&r.text);
             /* forget the unanswered user message */
             conv_reset(&conv, system);
@@ -215,9 +220,11 @@ int cli_chat(int argc, char **argv) {
         }
         conv_add(&conv, "assistant", r.text.data ? r.text.data : "", r.text.len);
         llm_strbuf_free(&r.text);
-        fprintf(stderr, "llama-cli: reused %zu tokens, prefilled %d (%.1f tok/s), generated %d (%.2f tok/s), finish %s\n",
-                common, res.n_prompt_tokens, res.prefill_tok_s, res.n_generated, res.decode_tok_s,
-                llm_finish_reason_name(res.finish));
+        fprintf(
+            stderr,
+            "llama-cli: reused %zu tokens, prefilled %d (%.1f tok/s), generated %d (%.2f tok/s), finish %s\n",
+            common, res.n_prompt_tokens, res.prefill_tok_s, res.n_generated, res.decode_tok_s,
+            llm_finish_reason_name(res.finish));
     }
     signal(SIGINT, SIG_DFL);
     free(line);

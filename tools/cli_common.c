@@ -146,23 +146,27 @@ int cli_parse_generate_flag(int argc, char **argv, int *i, llm_generate_params *
         {"--min-p", offsetof(llm_sampling_params, min_p), 0, 1, "a number in [0, 1]"},
         {"--repeat-penalty", offsetof(llm_sampling_params, repetition_penalty), 1e-9, 1e6, "a number > 0"},
         {"--presence-penalty", offsetof(llm_sampling_params, presence_penalty), -2, 2, "a number in [-2, 2]"},
-        {"--frequency-penalty", offsetof(llm_sampling_params, frequency_penalty), -2, 2, "a number in [-2, 2]"},
+        {"--frequency-penalty", offsetof(llm_sampling_params, frequency_penalty), -2, 2,
+         "a number in [-2, 2]"},
     };
     for (size_t k = 0; k < sizeof floats / sizeof floats[0]; k++)
         if (strcmp(a, floats[k].flag) == 0) {
-            if (parse_float(v, floats[k].lo, floats[k].hi, (float *)((char *)&gp->sampling + floats[k].offset)) != 0)
+            if (parse_float(v, floats[k].lo, floats[k].hi,
+                            (float *)((char *)&gp->sampling + floats[k].offset)) != 0)
                 return cli_error("%s needs %s, not '%s'", a, floats[k].range, v ? v : ""), -1;
             ++*i;
             return 1;
         }
     if (strcmp(a, "--max-tokens") == 0 || strcmp(a, "-n") == 0) {
-        if (cli_parse_int(v, 1, 1 << 24, &n) != 0) return cli_error("%s needs a count >= 1, not '%s'", a, v ? v : ""), -1;
+        if (cli_parse_int(v, 1, 1 << 24, &n) != 0)
+            return cli_error("%s needs a count >= 1, not '%s'", a, v ? v : ""), -1;
         gp->max_tokens = (int32_t)n;
         ++*i;
         return 1;
     }
     if (strcmp(a, "--top-k") == 0) {
-        if (cli_parse_int(v, 0, INT32_MAX, &n) != 0) return cli_error("--top-k needs a count >= 0, not '%s'", v ? v : ""), -1;
+        if (cli_parse_int(v, 0, INT32_MAX, &n) != 0)
+            return cli_error("--top-k needs a count >= 0, not '%s'", v ? v : ""), -1;
         gp->sampling.top_k = (int32_t)n;
         ++*i;
         return 1;
@@ -171,7 +175,8 @@ int cli_parse_generate_flag(int argc, char **argv, int *i, llm_generate_params *
         char *end = NULL;
         errno = 0;
         unsigned long long sd = v ? strtoull(v, &end, 10) : 0;
-        if (!v || !*v || *v == '-' || errno || *end) return cli_error("--seed needs a non-negative integer, not '%s'", v ? v : ""), -1;
+        if (!v || !*v || *v == '-' || errno || *end)
+            return cli_error("--seed needs a non-negative integer, not '%s'", v ? v : ""), -1;
         gp->sampling.seed = sd;
         *seed_given = 1;
         ++*i;

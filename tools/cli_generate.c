@@ -18,7 +18,8 @@ static void on_sigint(int sig) {
 static void help(void) {
     printf("usage: llama-cli generate [--model DIR] --prompt TEXT [--chat] [--system TEXT] [--ctx N]\n"
            "           [--threads N] [--backend auto|cpu|cuda] [sampling flags]\n"
-           "Prints TEXT and streams its continuation to stdout; a timing summary goes to stderr. Without --model the\n"
+           "Prints TEXT and streams its continuation to stdout; a timing summary goes to stderr. Without "
+           "--model the\n"
            "bundled demo model is used. --chat wraps TEXT as a user message through the model's chat\n"
            "template (with --system as the system message). Ctrl-C stops the generation.\n\n%s",
            cli_generate_flags_help);
@@ -46,9 +47,11 @@ static int prompt_tokens(llm_model *model, const char *prompt, const char *syste
         char *msgs = cli_messages_json(system, prompt);
         if (!msgs) return cli_error("out of memory");
         size_t need = 0;
-        llm_status st = llm_model_apply_chat_template(model, msgs, strlen(msgs), NULL, 0, 1, NULL, 0, NULL, 0, &need);
+        llm_status st =
+            llm_model_apply_chat_template(model, msgs, strlen(msgs), NULL, 0, 1, NULL, 0, NULL, 0, &need);
         if (st == LLM_ERR_BUFFER_TOO_SMALL && (text = malloc(need + 1)) != NULL)
-            st = llm_model_apply_chat_template(model, msgs, strlen(msgs), NULL, 0, 1, NULL, 0, text, need + 1, &need);
+            st = llm_model_apply_chat_template(model, msgs, strlen(msgs), NULL, 0, 1, NULL, 0, text, need + 1,
+                                               &need);
         free(msgs);
         if (st != LLM_OK) {
             free(text);
@@ -60,7 +63,8 @@ static int prompt_tokens(llm_model *model, const char *prompt, const char *syste
     }
     size_t need = 0;
     llm_status st = llm_tokenize(tok, prompt, text_len, flags, NULL, 0, &need);
-    int32_t *ids = (st == LLM_OK || st == LLM_ERR_BUFFER_TOO_SMALL) ? malloc((need ? need : 1) * sizeof *ids) : NULL;
+    int32_t *ids =
+        (st == LLM_OK || st == LLM_ERR_BUFFER_TOO_SMALL) ? malloc((need ? need : 1) * sizeof *ids) : NULL;
     if (ids) st = llm_tokenize(tok, prompt, text_len, flags, ids, need, &need);
     free(text);
     if (!ids || st != LLM_OK) {
@@ -100,7 +104,8 @@ int cli_generate(int argc, char **argv) {
         } else if (strcmp(argv[i], "--chat") == 0) {
             chat = 1;
         } else if (strcmp(argv[i], "--ctx") == 0) {
-            if (i + 1 >= argc || cli_parse_int(argv[i + 1], 1, 1 << 30, &ctx) != 0) return cli_error("--ctx needs a token count");
+            if (i + 1 >= argc || cli_parse_int(argv[i + 1], 1, 1 << 30, &ctx) != 0)
+                return cli_error("--ctx needs a token count");
             i++;
         } else {
             return cli_error("generate: unknown option or missing value: '%s' (try --help)", argv[i]);

@@ -5,9 +5,11 @@
 #include "cli_common.h"
 
 static void help(void) {
-    printf("usage: llama-cli inspect --model DIR [--ctx N] [--threads N] [--backend auto|cpu|cuda] [--verbose]\n"
-           "Prints architecture, dimensions, parameter count, bytes by dtype and the memory footprint\n"
-           "(weights + KV cache + scratch) of an engine with a context of N tokens (default: min(model, 4096)).\n");
+    printf(
+        "usage: llama-cli inspect --model DIR [--ctx N] [--threads N] [--backend auto|cpu|cuda] [--verbose]\n"
+        "Prints architecture, dimensions, parameter count, bytes by dtype and the memory footprint\n"
+        "(weights + KV cache + scratch) of an engine with a context of N tokens (default: min(model, "
+        "4096)).\n");
 }
 
 static const char *bytes(uint64_t b, char *buf, size_t cap) {
@@ -61,7 +63,10 @@ int cli_inspect(int argc, char **argv) {
     printf("hidden:           %d\n", mi.n_embd);
     printf("layers:           %d\n", mi.n_layer);
     printf("heads:            %d (kv %d, %s), head_dim %d\n", mi.n_head, mi.n_head_kv,
-           mi.n_head_kv == mi.n_head ? "MHA" : mi.n_head_kv == 1 ? "MQA" : "GQA", mi.head_dim);
+           mi.n_head_kv == mi.n_head ? "MHA"
+           : mi.n_head_kv == 1       ? "MQA"
+                                     : "GQA",
+           mi.head_dim);
     printf("ffn:              %d\n", mi.n_ff);
     printf("context (train):  %d\n", mi.n_ctx_train);
     printf("rope:             %s, theta %g\n", mi.rope_type, mi.rope_theta);
@@ -72,11 +77,13 @@ int cli_inspect(int argc, char **argv) {
     printf("bos / eos:        %d / ", mi.bos_token_id);
     for (int i = 0; i < mi.n_eos; i++) printf("%s%d", i ? "," : "", mi.eos_token_ids[i]);
     printf("%s\n", mi.n_eos ? "" : "none");
-    printf("parameters:       %llu (%.3f B) in %llu tensors\n", (unsigned long long)mi.n_params, mi.n_params / 1e9,
-           (unsigned long long)mi.n_tensors);
+    printf("parameters:       %llu (%.3f B) in %llu tensors\n", (unsigned long long)mi.n_params,
+           mi.n_params / 1e9, (unsigned long long)mi.n_tensors);
     printf("weights:          %s\n", bytes(mi.weight_bytes, b, sizeof b));
     for (int d = 0; d < LLM_DTYPE_COUNT; d++)
-        if (mi.bytes_by_dtype[d]) printf("  %-5s           %s\n", llm_dtype_name((llm_dtype)d), bytes(mi.bytes_by_dtype[d], b, sizeof b));
+        if (mi.bytes_by_dtype[d])
+            printf("  %-5s           %s\n", llm_dtype_name((llm_dtype)d),
+                   bytes(mi.bytes_by_dtype[d], b, sizeof b));
     printf("backend:          %s (%d threads; requested %s)\n", llm_backend_name(mi.backend), mi.n_threads,
            llm_backend_name(o.backend));
     printf("KV per token:     %s (f32)\n", bytes(mi.kv_bytes_per_token, b, sizeof b));

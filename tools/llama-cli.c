@@ -17,13 +17,17 @@ static const struct {
     int (*run)(int argc, char **argv);
     const char *summary;
 } commands[] = {
-    {"inspect", cli_inspect, "show a model's architecture, dimensions, parameters, dtypes and memory footprint"},
-    {"generate", cli_generate, "stream a continuation of a prompt (the bundled demo model when --model is omitted)"},
+    {"inspect", cli_inspect,
+     "show a model's architecture, dimensions, parameters, dtypes and memory footprint"},
+    {"generate", cli_generate,
+     "stream a continuation of a prompt (the bundled demo model when --model is omitted)"},
     {"chat", cli_chat, "interactive multi-turn chat through the model's chat template"},
-    {"eval", cli_eval, "run a token sequence through the model; print per-position argmax, optionally dump logits"},
+    {"eval", cli_eval,
+     "run a token sequence through the model; print per-position argmax, optionally dump logits"},
     {"tokenize", cli_tokenize, "encode text with the model's tokenizer.json; print the token ids"},
     {"template", cli_template, "render a model's chat template over a conversation (as transformers does)"},
-    {"bench", cli_bench, "prefill and decode tok/s with the memory-bandwidth roofline (--random-weights: no files)"},
+    {"bench", cli_bench,
+     "prefill and decode tok/s with the memory-bandwidth roofline (--random-weights: no files)"},
 };
 
 static void usage(FILE *f) {
@@ -43,7 +47,8 @@ int main(int argc, char **argv) {
         return 0;
     }
     if (strcmp(argv[1], "--version") == 0) {
-        printf("llama-cli (llamac) %d.%d.%d\n", LLAMAC_VERSION_MAJOR, LLAMAC_VERSION_MINOR, LLAMAC_VERSION_PATCH);
+        printf("llama-cli (llamac) %d.%d.%d\n", LLAMAC_VERSION_MAJOR, LLAMAC_VERSION_MINOR,
+               LLAMAC_VERSION_PATCH);
         return 0;
     }
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)

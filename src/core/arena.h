@@ -15,7 +15,9 @@ typedef struct llm_arena {
 /* Allocations are aligned to 64 bytes (a cache line, and what AVX-512 loads like). */
 #define LLM_ARENA_ALIGN 64
 
-static inline size_t llm_align_up(size_t n, size_t a) { return (n + a - 1) / a * a; }
+static inline size_t llm_align_up(size_t n, size_t a) {
+    return (n + a - 1) / a * a;
+}
 
 /* Returns NULL when the arena is exhausted: a sizing bug, which callers turn into LLM_ERR_INTERNAL. */
 static inline void *llm_arena_alloc(llm_arena *a, size_t bytes) {
@@ -26,6 +28,8 @@ static inline void *llm_arena_alloc(llm_arena *a, size_t bytes) {
     return a->base + start;
 }
 
-static inline void llm_arena_reset(llm_arena *a) { a->used = 0; }
+static inline void llm_arena_reset(llm_arena *a) {
+    a->used = 0;
+}
 
 #endif

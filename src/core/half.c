@@ -8,7 +8,7 @@ uint16_t llm_f32_to_f16(float f) {
     uint32_t abs = bits & 0x7fffffffu;
     if (abs > 0x7f800000u) return (uint16_t)(sign | 0x7e00u);  /* NaN */
     if (abs >= 0x477ff000u) return (uint16_t)(sign | 0x7c00u); /* rounds to infinity */
-    if (abs < 0x38800000u) {                                    /* result is a half subnormal or zero */
+    if (abs < 0x38800000u) {                                   /* result is a half subnormal or zero */
         uint32_t e = abs >> 23;
         if (e < 102) return (uint16_t)sign; /* below half of the smallest subnormal */
         uint32_t mant = (abs & 0x7fffffu) | 0x800000u;

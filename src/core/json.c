@@ -45,7 +45,7 @@
 /* ------------------------------------------------------------------------ */
 
 typedef struct {
-    const char *data;  /* decoded, NUL-terminated, may contain NULs */
+    const char *data; /* decoded, NUL-terminated, may contain NULs */
     size_t len;
 } json_key;
 
@@ -55,7 +55,7 @@ typedef struct object_body object_body;
  * therefore need to fit in 56 bits; llm_json_parse() rejects larger inputs. */
 #define OFFSET_BITS 56
 #define OFFSET_MASK ((UINT64_C(1) << OFFSET_BITS) - 1)
-#define TYPE_SHIFT 56
+#define TYPE_SHIFT  56
 #define FLAGS_SHIFT 60
 
 enum {
@@ -69,12 +69,12 @@ enum {
 };
 
 struct llm_json {
-    uint64_t header;  /* source offset, type and flags, see above */
+    uint64_t header; /* source offset, type and flags, see above */
     union {
-        double number;    /* numbers without NUMBER_IS_INT64 */
-        int64_t integer;  /* numbers with NUMBER_IS_INT64 */
+        double number;   /* numbers without NUMBER_IS_INT64 */
+        int64_t integer; /* numbers with NUMBER_IS_INT64 */
         struct {
-            const char *data;  /* NUL-terminated, may contain NULs */
+            const char *data; /* NUL-terminated, may contain NULs */
             size_t len;
         } string;
         struct {
@@ -82,7 +82,7 @@ struct llm_json {
             size_t count;
         } array;
         struct {
-            object_body *body;  /* NULL when count == 0 */
+            object_body *body; /* NULL when count == 0 */
             size_t count;
         } object;
     } u;
@@ -99,20 +99,16 @@ struct object_body {
     llm_json values[];
 };
 
-static llm_json_type node_type(const llm_json *v)
-{
+static llm_json_type node_type(const llm_json *v) {
     return (llm_json_type)((v->header >> TYPE_SHIFT) & 0xF);
 }
 
-static unsigned node_flags(const llm_json *v)
-{
+static unsigned node_flags(const llm_json *v) {
     return (unsigned)(v->header >> FLAGS_SHIFT);
 }
 
-static void node_set_type(llm_json *v, llm_json_type type, unsigned flags)
-{
-    v->header = (v->header & OFFSET_MASK) | ((uint64_t)type << TYPE_SHIFT) |
-                ((uint64_t)flags << FLAGS_SHIFT);
+static void node_set_type(llm_json *v, llm_json_type type, unsigned flags) {
+    v->header = (v->header & OFFSET_MASK) | ((uint64_t)type << TYPE_SHIFT) | ((uint64_t)flags << FLAGS_SHIFT);
 }
 
 /* Arena: a list of blocks that only grows and is freed all at once. Parsed
@@ -121,25 +117,24 @@ typedef struct arena_block {
     struct arena_block *next;
     size_t used;
     size_t cap;
-    max_align_t data[];  /* max_align_t so every allocation can be aligned */
+    max_align_t data[]; /* max_align_t so every allocation can be aligned */
 } arena_block;
 
 typedef struct {
-    arena_block *head;       /* block currently being filled */
-    size_t next_block_size;  /* grows geometrically so big documents need few mallocs */
+    arena_block *head;      /* block currently being filled */
+    size_t next_block_size; /* grows geometrically so big documents need few mallocs */
 } arena;
 
 /* Small first block: most documents are small configs. */
 #define ARENA_FIRST_BLOCK_SIZE 4096
-#define ARENA_MAX_BLOCK_SIZE (1u << 20)
+#define ARENA_MAX_BLOCK_SIZE   (1u << 20)
 
 struct llm_json_doc {
     arena arena;
     llm_json root;
 };
 
-static void arena_free(arena *a)
-{
+static void arena_free(arena *a) {
     arena_block *block = a->head;
     while (block != NULL) {
         arena_block *next = block->next;
@@ -150,8 +145,7 @@ static void arena_free(arena *a)
 }
 
 /* align must be a power of two no larger than alignof(max_align_t). */
-static void *arena_alloc(arena *a, size_t size, size_t align)
-{
+static void *arena_alloc(arena *a, size_t size, size_t align) {
     arena_block *head = a->head;
     if (head != NULL) {
         size_t start = (head->used + (align - 1)) & ~(align - 1);
@@ -194,8 +188,7 @@ static void *arena_alloc(arena *a, size_t size, size_t align)
  * strings, whose decoded size is only known after decoding into a buffer
  * sized for the worst case). Does nothing if ptr is not the latest
  * allocation in the head block. */
-static void arena_shrink_last(arena *a, void *ptr, size_t old_size, size_t new_size)
-{
+static void arena_shrink_last(arena *a, void *ptr, size_t old_size, size_t new_size) {
     arena_block *head = a->head;
     if (head == NULL || new_size > old_size) {
         return;
@@ -220,22 +213,20 @@ static void arena_shrink_last(arena *a, void *ptr, size_t old_size, size_t new_s
  * a backslash, control characters (must be escaped) and non-ASCII bytes
  * (must be validated as UTF-8). Shared by the parser and the escaper. */
 static const unsigned char string_byte_needs_care[256] = {
-    ROW_OF_1, ROW_OF_1,                                /* 0x00-0x1F control */
-    0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,    /* 0x20-0x2F: '"' */
-    ROW_OF_0, ROW_OF_0,                                /* 0x30-0x4F */
-    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0,    /* 0x50-0x5F: '\\' */
-    ROW_OF_0, ROW_OF_0,                                /* 0x60-0x7F */
-    ROW_OF_1, ROW_OF_1, ROW_OF_1, ROW_OF_1,            /* 0x80-0xFF non-ASCII */
+    ROW_OF_1, ROW_OF_1,                                                         /* 0x00-0x1F control */
+    0,        0,        1,        0,        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, /* 0x20-0x2F: '"' */
+    ROW_OF_0, ROW_OF_0,                                                         /* 0x30-0x4F */
+    0,        0,        0,        0,        0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, /* 0x50-0x5F: '\\' */
+    ROW_OF_0, ROW_OF_0,                                                         /* 0x60-0x7F */
+    ROW_OF_1, ROW_OF_1, ROW_OF_1, ROW_OF_1,                                     /* 0x80-0xFF non-ASCII */
     ROW_OF_1, ROW_OF_1, ROW_OF_1, ROW_OF_1,
 };
 
-static bool is_digit(unsigned char c)
-{
+static bool is_digit(unsigned char c) {
     return c >= '0' && c <= '9';
 }
 
-static bool is_json_whitespace(unsigned char c)
-{
+static bool is_json_whitespace(unsigned char c) {
     return c == ' ' || c == '\n' || c == '\r' || c == '\t';
 }
 
@@ -243,13 +234,12 @@ static bool is_json_whitespace(unsigned char c)
  * well formed: stray continuation bytes, overlong forms, UTF-16 surrogates
  * (U+D800-DFFF), code points above U+10FFFF and truncated sequences are
  * all rejected, per RFC 3629. */
-static size_t utf8_sequence_length(const unsigned char *s, size_t avail)
-{
+static size_t utf8_sequence_length(const unsigned char *s, size_t avail) {
     unsigned char lead = s[0];
     if (lead < 0x80) {
         return 1;
     }
-    if (lead < 0xC2) {  /* continuation byte, or overlong 2-byte lead C0/C1 */
+    if (lead < 0xC2) { /* continuation byte, or overlong 2-byte lead C0/C1 */
         return 0;
     }
     if (lead < 0xE0) {
@@ -259,8 +249,8 @@ static size_t utf8_sequence_length(const unsigned char *s, size_t avail)
         if (avail < 3) {
             return 0;
         }
-        unsigned char lo = lead == 0xE0 ? 0xA0 : 0x80;  /* E0 80-9F would be overlong */
-        unsigned char hi = lead == 0xED ? 0x9F : 0xBF;  /* ED A0-BF would be surrogates */
+        unsigned char lo = lead == 0xE0 ? 0xA0 : 0x80; /* E0 80-9F would be overlong */
+        unsigned char hi = lead == 0xED ? 0x9F : 0xBF; /* ED A0-BF would be surrogates */
         if (s[1] < lo || s[1] > hi || (s[2] & 0xC0) != 0x80) {
             return 0;
         }
@@ -270,8 +260,8 @@ static size_t utf8_sequence_length(const unsigned char *s, size_t avail)
         if (avail < 4) {
             return 0;
         }
-        unsigned char lo = lead == 0xF0 ? 0x90 : 0x80;  /* F0 80-8F would be overlong */
-        unsigned char hi = lead == 0xF4 ? 0x8F : 0xBF;  /* F4 90+ would exceed U+10FFFF */
+        unsigned char lo = lead == 0xF0 ? 0x90 : 0x80; /* F0 80-8F would be overlong */
+        unsigned char hi = lead == 0xF4 ? 0x8F : 0xBF; /* F4 90+ would exceed U+10FFFF */
         if (s[1] < lo || s[1] > hi || (s[2] & 0xC0) != 0x80 || (s[3] & 0xC0) != 0x80) {
             return 0;
         }
@@ -280,8 +270,7 @@ static size_t utf8_sequence_length(const unsigned char *s, size_t avail)
     return 0;
 }
 
-static int hex_digit_value(unsigned char c)
-{
+static int hex_digit_value(unsigned char c) {
     if (c >= '0' && c <= '9') {
         return c - '0';
     }
@@ -296,8 +285,7 @@ static int hex_digit_value(unsigned char c)
 
 /* Value of the 4 hex digits s[pos..pos+4), or -1 if they are not all hex
  * digits or would extend past limit (the string's closing quote). */
-static long parse_hex4(const unsigned char *s, size_t pos, size_t limit)
-{
+static long parse_hex4(const unsigned char *s, size_t pos, size_t limit) {
     if (pos > limit || limit - pos < 4) {
         return -1;
     }
@@ -317,10 +305,10 @@ static long parse_hex4(const unsigned char *s, size_t pos, size_t limit)
 /* ------------------------------------------------------------------------ */
 
 typedef struct {
-    llm_json_type type;  /* LLM_JSON_ARRAY or LLM_JSON_OBJECT */
-    size_t slot;         /* value slot that receives the finished container */
-    size_t first_child;  /* first value slot holding one of its children */
-    size_t first_key;    /* objects: first key slot of its members */
+    llm_json_type type; /* LLM_JSON_ARRAY or LLM_JSON_OBJECT */
+    size_t slot;        /* value slot that receives the finished container */
+    size_t first_child; /* first value slot holding one of its children */
+    size_t first_key;   /* objects: first key slot of its members */
 } open_container;
 
 typedef struct {
@@ -348,8 +336,7 @@ typedef struct {
 
 static int fail(parser *p, size_t pos, const char *fmt, ...) JSON_PRINTF_LIKE(3, 4);
 
-static int fail(parser *p, size_t pos, const char *fmt, ...)
-{
+static int fail(parser *p, size_t pos, const char *fmt, ...) {
     p->error_pos = pos;
     va_list args;
     va_start(args, fmt);
@@ -358,14 +345,12 @@ static int fail(parser *p, size_t pos, const char *fmt, ...)
     return -1;
 }
 
-static int fail_out_of_memory(parser *p)
-{
+static int fail_out_of_memory(parser *p) {
     return fail(p, p->pos, "out of memory");
 }
 
 /* Quotes a byte for a message: printable ASCII as 'c', the rest as hex. */
-static const char *describe_byte(unsigned char c, char buf[16])
-{
+static const char *describe_byte(unsigned char c, char buf[16]) {
     if (c > 0x20 && c < 0x7F) {
         snprintf(buf, 16, "'%c'", c);
     } else {
@@ -374,8 +359,7 @@ static const char *describe_byte(unsigned char c, char buf[16])
     return buf;
 }
 
-static void skip_whitespace(parser *p)
-{
+static void skip_whitespace(parser *p) {
     const unsigned char *text = p->text;
     size_t pos = p->pos;
     while (pos < p->len && is_json_whitespace(text[pos])) {
@@ -386,8 +370,7 @@ static void skip_whitespace(parser *p)
 
 /* Grows a scratch stack (*items, holding *cap elements of elem_size) so
  * that it has room for one more element. */
-static int grow_stack(parser *p, void **items, size_t *cap, size_t elem_size)
-{
+static int grow_stack(parser *p, void **items, size_t *cap, size_t elem_size) {
     size_t new_cap = *cap ? *cap * 2 : 64;
     if (new_cap > SIZE_MAX / elem_size) {
         return fail_out_of_memory(p);
@@ -403,8 +386,7 @@ static int grow_stack(parser *p, void **items, size_t *cap, size_t elem_size)
 
 /* Reserves the value slot for the next value; its header starts as the
  * current position (type null) until the value is parsed. */
-static int push_value(parser *p, size_t *slot_out)
-{
+static int push_value(parser *p, size_t *slot_out) {
     if (p->value_count == p->value_cap) {
         void *items = p->values;
         if (grow_stack(p, &items, &p->value_cap, sizeof(llm_json)) != 0) {
@@ -418,8 +400,7 @@ static int push_value(parser *p, size_t *slot_out)
     return 0;
 }
 
-static int push_key(parser *p, const char *data, size_t len)
-{
+static int push_key(parser *p, const char *data, size_t len) {
     if (p->key_count == p->key_cap) {
         void *items = p->keys;
         if (grow_stack(p, &items, &p->key_cap, sizeof(json_key)) != 0) {
@@ -437,8 +418,7 @@ static int push_key(parser *p, const char *data, size_t len)
 /* Object index                                                             */
 /* ------------------------------------------------------------------------ */
 
-static int compare_keys(const char *a, size_t a_len, const char *b, size_t b_len)
-{
+static int compare_keys(const char *a, size_t a_len, const char *b, size_t b_len) {
     size_t common = a_len < b_len ? a_len : b_len;
     if (common > 0) {
         int order = memcmp(a, b, common);
@@ -449,8 +429,7 @@ static int compare_keys(const char *a, size_t a_len, const char *b, size_t b_len
     return (a_len > b_len) - (a_len < b_len);
 }
 
-static int compare_members(const json_key *keys, uint32_t a, uint32_t b)
-{
+static int compare_members(const json_key *keys, uint32_t a, uint32_t b) {
     return compare_keys(keys[a].data, keys[a].len, keys[b].data, keys[b].len);
 }
 
@@ -467,8 +446,7 @@ static int compare_members(const json_key *keys, uint32_t a, uint32_t b)
  * lookups are ~15 key comparisons for 20k members. Headers written with
  * sorted keys (common) are detected in O(n) and need no sorting at all.
  */
-static uint32_t *build_object_index(parser *p, const json_key *keys, size_t count)
-{
+static uint32_t *build_object_index(parser *p, const json_key *keys, size_t count) {
     uint32_t *index = arena_alloc(p->arena, count * sizeof(uint32_t), sizeof(uint32_t));
     if (index == NULL) {
         return NULL;
@@ -528,11 +506,9 @@ static uint32_t *build_object_index(parser *p, const json_key *keys, size_t coun
 /* Containers                                                               */
 /* ------------------------------------------------------------------------ */
 
-static int open_container_at(parser *p, llm_json_type type, size_t slot)
-{
+static int open_container_at(parser *p, llm_json_type type, size_t slot) {
     if (p->depth >= p->max_depth) {
-        return fail(p, p->pos, "nesting too deep: more than %zu levels of arrays/objects",
-                    p->max_depth);
+        return fail(p, p->pos, "nesting too deep: more than %zu levels of arrays/objects", p->max_depth);
     }
     if (p->depth == p->stack_cap) {
         void *items = p->stack;
@@ -547,14 +523,13 @@ static int open_container_at(parser *p, llm_json_type type, size_t slot)
     frame->first_child = p->value_count;
     frame->first_key = p->key_count;
     node_set_type(&p->values[slot], type, 0);
-    p->pos++;  /* past '[' or '{' */
+    p->pos++; /* past '[' or '{' */
     return 0;
 }
 
 /* Moves the children of the innermost open container from the scratch
  * stacks into the arena and stores the finished container in its slot. */
-static int close_container(parser *p)
-{
+static int close_container(parser *p) {
     open_container frame = p->stack[--p->depth];
     size_t count = p->value_count - frame.first_child;
     const llm_json *children = p->values + frame.first_child;
@@ -581,8 +556,8 @@ static int close_container(parser *p)
                 count > SIZE_MAX / sizeof(json_key)) {
                 return fail_out_of_memory(p);
             }
-            body = arena_alloc(p->arena, sizeof(object_body) + count * sizeof(llm_json),
-                               _Alignof(object_body));
+            body =
+                arena_alloc(p->arena, sizeof(object_body) + count * sizeof(llm_json), _Alignof(object_body));
             json_key *keys = arena_alloc(p->arena, count * sizeof(json_key), _Alignof(json_key));
             if (body == NULL || keys == NULL) {
                 return fail_out_of_memory(p);
@@ -612,26 +587,22 @@ static int close_container(parser *p)
 /* Strings                                                                  */
 /* ------------------------------------------------------------------------ */
 
-static int fail_control_character(parser *p, size_t pos, unsigned char c)
-{
+static int fail_control_character(parser *p, size_t pos, unsigned char c) {
     if (c == '\n' || c == '\r') {
         return fail(p, pos, "unescaped line break in string (missing closing '\"'?)");
     }
-    return fail(p, pos, "unescaped control character 0x%02X in string (write it as \\u%04X)",
-                c, c);
+    return fail(p, pos, "unescaped control character 0x%02X in string (write it as \\u%04X)", c, c);
 }
 
-static int fail_invalid_utf8(parser *p, size_t pos)
-{
+static int fail_invalid_utf8(parser *p, size_t pos) {
     return fail(p, pos, "invalid UTF-8 in string (byte 0x%02X)", p->text[pos]);
 }
 
 /* Decodes a string containing escapes. `open` is the opening quote and
  * `first_escape` the first backslash; everything before it has already
  * been validated by the fast scan. */
-static int parse_escaped_string(parser *p, size_t open, size_t first_escape,
-                                const char **out, size_t *out_len)
-{
+static int parse_escaped_string(parser *p, size_t open, size_t first_escape, const char **out,
+                                size_t *out_len) {
     const unsigned char *text = p->text;
     size_t content_start = open + 1;
 
@@ -678,15 +649,32 @@ static int parse_escaped_string(parser *p, size_t open, size_t first_escape,
         unsigned char escaped = text[i + 1];
         char simple = 0;
         switch (escaped) {
-        case '"': simple = '"'; break;
-        case '\\': simple = '\\'; break;
-        case '/': simple = '/'; break;
-        case 'b': simple = '\b'; break;
-        case 'f': simple = '\f'; break;
-        case 'n': simple = '\n'; break;
-        case 'r': simple = '\r'; break;
-        case 't': simple = '\t'; break;
-        case 'u': break;
+        case '"':
+            simple = '"';
+            break;
+        case '\\':
+            simple = '\\';
+            break;
+        case '/':
+            simple = '/';
+            break;
+        case 'b':
+            simple = '\b';
+            break;
+        case 'f':
+            simple = '\f';
+            break;
+        case 'n':
+            simple = '\n';
+            break;
+        case 'r':
+            simple = '\r';
+            break;
+        case 't':
+            simple = '\t';
+            break;
+        case 'u':
+            break;
         default: {
             char buf[16];
             return fail(p, i, "invalid escape sequence: backslash followed by %s",
@@ -706,8 +694,10 @@ static int parse_escaped_string(parser *p, size_t open, size_t first_escape,
         unsigned long code_point = (unsigned long)unit;
         size_t escape_len = 6;
         if (unit >= 0xDC00 && unit <= 0xDFFF) {
-            return fail(p, i, "invalid \\u escape: lone low surrogate \\u%04lX "
-                        "(not preceded by a high surrogate \\uD800-\\uDBFF)", (unsigned long)unit);
+            return fail(p, i,
+                        "invalid \\u escape: lone low surrogate \\u%04lX "
+                        "(not preceded by a high surrogate \\uD800-\\uDBFF)",
+                        (unsigned long)unit);
         }
         if (unit >= 0xD800 && unit <= 0xDBFF) {
             long low = -1;
@@ -715,12 +705,12 @@ static int parse_escaped_string(parser *p, size_t open, size_t first_escape,
                 low = parse_hex4(text, i + 8, close);
             }
             if (low < 0xDC00 || low > 0xDFFF) {
-                return fail(p, i, "invalid \\u escape: lone high surrogate \\u%04lX "
+                return fail(p, i,
+                            "invalid \\u escape: lone high surrogate \\u%04lX "
                             "(must be followed by a low surrogate \\uDC00-\\uDFFF)",
                             (unsigned long)unit);
             }
-            code_point = 0x10000 + (((unsigned long)unit - 0xD800) << 10) +
-                         ((unsigned long)low - 0xDC00);
+            code_point = 0x10000 + (((unsigned long)unit - 0xD800) << 10) + ((unsigned long)low - 0xDC00);
             escape_len = 12;
         }
         out_pos += llm_utf8_encode((uint32_t)code_point, decoded + out_pos);
@@ -735,8 +725,7 @@ static int parse_escaped_string(parser *p, size_t open, size_t first_escape,
 }
 
 /* Parses the string starting at the '"' at p->pos into the arena. */
-static int parse_string(parser *p, const char **out, size_t *out_len)
-{
+static int parse_string(parser *p, const char **out, size_t *out_len) {
     const unsigned char *text = p->text;
     size_t end = p->len;
     size_t open = p->pos;
@@ -801,9 +790,7 @@ static const double exact_powers_of_ten[] = {
 /* Exact int64 value of (negative ? -1 : 1) * digits * 10^exponent, where
  * digits[0..count) has no leading zeros. Returns false if the value is not
  * an integer or does not fit. */
-static bool exact_int64(const char *digits, size_t count, long long exponent, bool negative,
-                        int64_t *out)
-{
+static bool exact_int64(const char *digits, size_t count, long long exponent, bool negative, int64_t *out) {
     /* Trailing zeros of the digit string move into the exponent, so that
      * "1.50e1" is seen as 15 * 10^0. */
     while (count > 0 && digits[count - 1] == '0') {
@@ -815,11 +802,11 @@ static bool exact_int64(const char *digits, size_t count, long long exponent, bo
         return true;
     }
     if (exponent < 0 || (long long)count + exponent > 19) {
-        return false;  /* fraction left over, or at least 10^19 > INT64_MAX */
+        return false; /* fraction left over, or at least 10^19 > INT64_MAX */
     }
     uint64_t magnitude = 0;
     for (size_t k = 0; k < count; k++) {
-        magnitude = magnitude * 10 + (uint64_t)(digits[k] - '0');  /* <= 19 digits: no wrap */
+        magnitude = magnitude * 10 + (uint64_t)(digits[k] - '0'); /* <= 19 digits: no wrap */
     }
     uint64_t limit = negative ? (uint64_t)INT64_MAX + 1 : (uint64_t)INT64_MAX;
     for (long long k = 0; k < exponent; k++) {
@@ -840,8 +827,7 @@ static bool exact_int64(const char *digits, size_t count, long long exponent, bo
     return true;
 }
 
-static int parse_number(parser *p, llm_json *node)
-{
+static int parse_number(parser *p, llm_json *node) {
     const unsigned char *text = p->text;
     size_t end = p->len;
     size_t start = p->pos;
@@ -904,8 +890,7 @@ static int parse_number(parser *p, llm_json *node)
             return fail(p, i, "unexpected end of input in number: expected a digit in the exponent");
         }
         if (!is_digit(text[i])) {
-            return fail(p, i, "expected a digit in the exponent, found %s",
-                        describe_byte(text[i], buf));
+            return fail(p, i, "expected a digit in the exponent, found %s", describe_byte(text[i], buf));
         }
         while (i < end && is_digit(text[i])) {
             if (exponent < EXPONENT_SATURATION) {
@@ -968,8 +953,7 @@ static int parse_number(parser *p, llm_json *node)
     }
 
     int64_t integer;
-    if (!dropped_nonzero &&
-        exact_int64(digits, digit_count, decimal_exponent, negative, &integer)) {
+    if (!dropped_nonzero && exact_int64(digits, digit_count, decimal_exponent, negative, &integer)) {
         unsigned flags = NUMBER_IS_INT64 | (negative && integer == 0 ? NUMBER_NEGATIVE_ZERO : 0);
         node_set_type(node, LLM_JSON_NUMBER, flags);
         node->u.integer = integer;
@@ -1016,8 +1000,7 @@ static int parse_number(parser *p, llm_json *node)
 /* Values                                                                   */
 /* ------------------------------------------------------------------------ */
 
-static int parse_literal(parser *p, llm_json *node, const char *word, llm_json_type type)
-{
+static int parse_literal(parser *p, llm_json *node, const char *word, llm_json_type type) {
     size_t word_len = strlen(word);
     for (size_t k = 0; k < word_len; k++) {
         size_t at = p->pos + k;
@@ -1033,16 +1016,14 @@ static int parse_literal(parser *p, llm_json *node, const char *word, llm_json_t
     return 0;
 }
 
-static bool text_starts_with(const parser *p, const char *word)
-{
+static bool text_starts_with(const parser *p, const char *word) {
     size_t word_len = strlen(word);
     return p->len - p->pos >= word_len && memcmp(p->text + p->pos, word, word_len) == 0;
 }
 
 /* Explains a byte that cannot start a value, with hints for the usual
  * non-JSON habits (JavaScript literals, comments, single quotes...). */
-static int fail_not_a_value(parser *p, bool after_comma)
-{
+static int fail_not_a_value(parser *p, bool after_comma) {
     unsigned char c = p->text[p->pos];
     char buf[16];
     const char *hint = "";
@@ -1065,15 +1046,14 @@ static int fail_not_a_value(parser *p, bool after_comma)
 }
 
 /* Parses a scalar, or opens a container, into slot `slot`. */
-static int parse_value_start(parser *p, size_t slot, bool after_comma)
-{
+static int parse_value_start(parser *p, size_t slot, bool after_comma) {
     skip_whitespace(p);
     if (p->pos >= p->len) {
         return fail(p, p->pos, "unexpected end of input: expected a value");
     }
     unsigned char c = p->text[p->pos];
     llm_json *node = &p->values[slot];
-    node->header = (uint64_t)p->pos;  /* type bits filled in below */
+    node->header = (uint64_t)p->pos; /* type bits filled in below */
     switch (c) {
     case '{':
         return open_container_at(p, LLM_JSON_OBJECT, slot);
@@ -1097,20 +1077,17 @@ static int parse_value_start(parser *p, size_t slot, bool after_comma)
 }
 
 /* Describes where the innermost open container began, for EOF errors. */
-static void describe_open_container(const parser *p, char *out, size_t out_cap)
-{
+static void describe_open_container(const parser *p, char *out, size_t out_cap) {
     const open_container *frame = &p->stack[p->depth - 1];
     int line = 0;
     int col = 0;
-    llm_json_line_col((const char *)p->text, p->len, llm_json_offset(&p->values[frame->slot]), &line,
-                      &col);
+    llm_json_line_col((const char *)p->text, p->len, llm_json_offset(&p->values[frame->slot]), &line, &col);
     snprintf(out, out_cap, "%s opened at line %d, column %d",
              frame->type == LLM_JSON_ARRAY ? "array" : "object", line, col);
 }
 
 /* Parses `"key" :`, pushes the key and the slot for the member's value. */
-static int parse_member_key(parser *p, bool after_comma, size_t *slot_out)
-{
+static int parse_member_key(parser *p, bool after_comma, size_t *slot_out) {
     char buf[16];
     skip_whitespace(p);
     if (p->pos >= p->len) {
@@ -1157,8 +1134,7 @@ static int parse_member_key(parser *p, bool after_comma, size_t *slot_out)
  * either the document is complete (returns 1) or another value must be
  * parsed into *slot_out (returns 0). Returns -1 on error.
  */
-static int after_value(parser *p, size_t *slot_out)
-{
+static int after_value(parser *p, size_t *slot_out) {
     char buf[16];
     while (p->depth > 0) {
         const open_container *frame = &p->stack[p->depth - 1];
@@ -1167,8 +1143,8 @@ static int after_value(parser *p, size_t *slot_out)
         if (p->pos >= p->len) {
             char where[96];
             describe_open_container(p, where, sizeof where);
-            return fail(p, p->pos, "unexpected end of input: expected ',' or '%c' (%s)",
-                        is_array ? ']' : '}', where);
+            return fail(p, p->pos, "unexpected end of input: expected ',' or '%c' (%s)", is_array ? ']' : '}',
+                        where);
         }
         unsigned char c = p->text[p->pos];
         if (c == ',') {
@@ -1191,20 +1167,19 @@ static int after_value(parser *p, size_t *slot_out)
     return 1;
 }
 
-static bool innermost_is_array(const parser *p)
-{
+static bool innermost_is_array(const parser *p) {
     return p->depth > 0 && p->stack[p->depth - 1].type == LLM_JSON_ARRAY;
 }
 
-static int parse_document(parser *p)
-{
+static int parse_document(parser *p) {
     skip_whitespace(p);
     if (p->pos >= p->len) {
-        return fail(p, p->pos, p->len == 0 ? "empty input: expected a JSON value"
-                                           : "only whitespace: expected a JSON value");
+        return fail(p, p->pos,
+                    p->len == 0 ? "empty input: expected a JSON value"
+                                : "only whitespace: expected a JSON value");
     }
     size_t slot;
-    if (push_value(p, &slot) != 0) {  /* slot 0 receives the root */
+    if (push_value(p, &slot) != 0) { /* slot 0 receives the root */
         return -1;
     }
     bool after_comma = false;
@@ -1259,8 +1234,7 @@ static int parse_document(parser *p)
 /* ------------------------------------------------------------------------ */
 
 static void write_error(char *err, size_t err_cap, const char *text, size_t len, size_t pos,
-                        const char *message)
-{
+                        const char *message) {
     if (err == NULL || err_cap == 0) {
         return;
     }
@@ -1270,9 +1244,8 @@ static void write_error(char *err, size_t err_cap, const char *text, size_t len,
     snprintf(err, err_cap, "line %d, column %d (byte %zu): %s", line, col, pos, message);
 }
 
-int llm_json_parse_ex(const char *text, size_t len, const llm_json_parse_options *opts,
-                      llm_json_doc **out, char *err, size_t err_cap)
-{
+int llm_json_parse_ex(const char *text, size_t len, const llm_json_parse_options *opts, llm_json_doc **out,
+                      char *err, size_t err_cap) {
     if (err != NULL && err_cap > 0) {
         err[0] = '\0';
     }
@@ -1290,9 +1263,9 @@ int llm_json_parse_ex(const char *text, size_t len, const llm_json_parse_options
             }
             return -1;
         }
-        text = "";  /* avoid arithmetic on a null pointer below */
+        text = ""; /* avoid arithmetic on a null pointer below */
     }
-    if ((uint64_t)len > OFFSET_MASK) {  /* offsets must fit the node header */
+    if ((uint64_t)len > OFFSET_MASK) { /* offsets must fit the node header */
         if (err != NULL && err_cap > 0) {
             snprintf(err, err_cap, "input too large (%zu bytes)", len);
         }
@@ -1308,8 +1281,7 @@ int llm_json_parse_ex(const char *text, size_t len, const llm_json_parse_options
     memset(&p, 0, sizeof p);
     p.text = (const unsigned char *)text;
     p.len = len;
-    p.max_depth = (opts != NULL && opts->max_depth > 0) ? opts->max_depth
-                                                         : LLM_JSON_DEFAULT_MAX_DEPTH;
+    p.max_depth = (opts != NULL && opts->max_depth > 0) ? opts->max_depth : LLM_JSON_DEFAULT_MAX_DEPTH;
     p.arena = &doc->arena;
 
     int rc = parse_document(&p);
@@ -1328,13 +1300,11 @@ int llm_json_parse_ex(const char *text, size_t len, const llm_json_parse_options
     return 0;
 }
 
-int llm_json_parse(const char *text, size_t len, llm_json_doc **out, char *err, size_t err_cap)
-{
+int llm_json_parse(const char *text, size_t len, llm_json_doc **out, char *err, size_t err_cap) {
     return llm_json_parse_ex(text, len, NULL, out, err, err_cap);
 }
 
-void llm_json_doc_free(llm_json_doc *doc)
-{
+void llm_json_doc_free(llm_json_doc *doc) {
     if (doc == NULL) {
         return;
     }
@@ -1342,38 +1312,41 @@ void llm_json_doc_free(llm_json_doc *doc)
     free(doc);
 }
 
-const llm_json *llm_json_root(const llm_json_doc *doc)
-{
+const llm_json *llm_json_root(const llm_json_doc *doc) {
     return doc != NULL ? &doc->root : NULL;
 }
 
-llm_json_type llm_json_type_of(const llm_json *v)
-{
+llm_json_type llm_json_type_of(const llm_json *v) {
     return v != NULL ? node_type(v) : LLM_JSON_INVALID;
 }
 
-const char *llm_json_type_name(llm_json_type type)
-{
+const char *llm_json_type_name(llm_json_type type) {
     switch (type) {
-    case LLM_JSON_NULL: return "null";
-    case LLM_JSON_FALSE: return "false";
-    case LLM_JSON_TRUE: return "true";
-    case LLM_JSON_NUMBER: return "number";
-    case LLM_JSON_STRING: return "string";
-    case LLM_JSON_ARRAY: return "array";
-    case LLM_JSON_OBJECT: return "object";
-    case LLM_JSON_INVALID: break;
+    case LLM_JSON_NULL:
+        return "null";
+    case LLM_JSON_FALSE:
+        return "false";
+    case LLM_JSON_TRUE:
+        return "true";
+    case LLM_JSON_NUMBER:
+        return "number";
+    case LLM_JSON_STRING:
+        return "string";
+    case LLM_JSON_ARRAY:
+        return "array";
+    case LLM_JSON_OBJECT:
+        return "object";
+    case LLM_JSON_INVALID:
+        break;
     }
     return "invalid";
 }
 
-size_t llm_json_offset(const llm_json *v)
-{
+size_t llm_json_offset(const llm_json *v) {
     return v != NULL ? (size_t)(v->header & OFFSET_MASK) : 0;
 }
 
-int llm_json_line_col(const char *text, size_t len, size_t offset, int *line, int *col)
-{
+int llm_json_line_col(const char *text, size_t len, size_t offset, int *line, int *col) {
     if ((text == NULL && len > 0) || offset > len) {
         return -1;
     }
@@ -1405,38 +1378,31 @@ int llm_json_line_col(const char *text, size_t len, size_t offset, int *line, in
     return 0;
 }
 
-int llm_json_is_null(const llm_json *v)
-{
+int llm_json_is_null(const llm_json *v) {
     return v != NULL && node_type(v) == LLM_JSON_NULL;
 }
 
-int llm_json_is_bool(const llm_json *v)
-{
+int llm_json_is_bool(const llm_json *v) {
     return v != NULL && (node_type(v) == LLM_JSON_TRUE || node_type(v) == LLM_JSON_FALSE);
 }
 
-int llm_json_is_number(const llm_json *v)
-{
+int llm_json_is_number(const llm_json *v) {
     return v != NULL && node_type(v) == LLM_JSON_NUMBER;
 }
 
-int llm_json_is_string(const llm_json *v)
-{
+int llm_json_is_string(const llm_json *v) {
     return v != NULL && node_type(v) == LLM_JSON_STRING;
 }
 
-int llm_json_is_array(const llm_json *v)
-{
+int llm_json_is_array(const llm_json *v) {
     return v != NULL && node_type(v) == LLM_JSON_ARRAY;
 }
 
-int llm_json_is_object(const llm_json *v)
-{
+int llm_json_is_object(const llm_json *v) {
     return v != NULL && node_type(v) == LLM_JSON_OBJECT;
 }
 
-size_t llm_json_count(const llm_json *v)
-{
+size_t llm_json_count(const llm_json *v) {
     if (v == NULL) {
         return 0;
     }
@@ -1449,8 +1415,7 @@ size_t llm_json_count(const llm_json *v)
     return 0;
 }
 
-const llm_json *llm_json_get_n(const llm_json *obj, const char *key, size_t key_len)
-{
+const llm_json *llm_json_get_n(const llm_json *obj, const char *key, size_t key_len) {
     if (obj == NULL || node_type(obj) != LLM_JSON_OBJECT || (key == NULL && key_len > 0)) {
         return NULL;
     }
@@ -1493,16 +1458,14 @@ const llm_json *llm_json_get_n(const llm_json *obj, const char *key, size_t key_
     return &body->values[candidate];
 }
 
-const llm_json *llm_json_get(const llm_json *obj, const char *key)
-{
+const llm_json *llm_json_get(const llm_json *obj, const char *key) {
     if (key == NULL) {
         return NULL;
     }
     return llm_json_get_n(obj, key, strlen(key));
 }
 
-const char *llm_json_key_at(const llm_json *obj, size_t i, size_t *key_len)
-{
+const char *llm_json_key_at(const llm_json *obj, size_t i, size_t *key_len) {
     if (key_len != NULL) {
         *key_len = 0;
     }
@@ -1516,8 +1479,7 @@ const char *llm_json_key_at(const llm_json *obj, size_t i, size_t *key_len)
     return k->data;
 }
 
-const llm_json *llm_json_value_at(const llm_json *obj_or_array, size_t i)
-{
+const llm_json *llm_json_value_at(const llm_json *obj_or_array, size_t i) {
     if (obj_or_array == NULL) {
         return NULL;
     }
@@ -1530,8 +1492,7 @@ const llm_json *llm_json_value_at(const llm_json *obj_or_array, size_t i)
     return NULL;
 }
 
-double llm_json_number(const llm_json *v)
-{
+double llm_json_number(const llm_json *v) {
     if (v == NULL || node_type(v) != LLM_JSON_NUMBER) {
         return (double)NAN;
     }
@@ -1541,8 +1502,7 @@ double llm_json_number(const llm_json *v)
     return v->u.number;
 }
 
-int llm_json_int64(const llm_json *v, int64_t *out)
-{
+int llm_json_int64(const llm_json *v, int64_t *out) {
     if (v == NULL || node_type(v) != LLM_JSON_NUMBER || !(node_flags(v) & NUMBER_IS_INT64)) {
         return -1;
     }
@@ -1552,8 +1512,7 @@ int llm_json_int64(const llm_json *v, int64_t *out)
     return 0;
 }
 
-const char *llm_json_string(const llm_json *v, size_t *len)
-{
+const char *llm_json_string(const llm_json *v, size_t *len) {
     if (v == NULL || node_type(v) != LLM_JSON_STRING) {
         if (len != NULL) {
             *len = 0;
@@ -1566,8 +1525,7 @@ const char *llm_json_string(const llm_json *v, size_t *len)
     return v->u.string.data;
 }
 
-int llm_json_bool(const llm_json *v, int *out)
-{
+int llm_json_bool(const llm_json *v, int *out) {
     if (v == NULL || (node_type(v) != LLM_JSON_TRUE && node_type(v) != LLM_JSON_FALSE)) {
         return -1;
     }
@@ -1577,8 +1535,7 @@ int llm_json_bool(const llm_json *v, int *out)
     return 0;
 }
 
-void llm_json_escape(llm_strbuf *sb, const char *s, size_t len)
-{
+void llm_json_escape(llm_strbuf *sb, const char *s, size_t len) {
     if (sb == NULL) {
         return;
     }
@@ -1592,7 +1549,7 @@ void llm_json_escape(llm_strbuf *sb, const char *s, size_t len)
     }
     const unsigned char *bytes = (const unsigned char *)s;
     llm_strbuf_append_char(sb, '"');
-    size_t run_start = 0;  /* start of the pending run copied verbatim */
+    size_t run_start = 0; /* start of the pending run copied verbatim */
     size_t i = 0;
     while (i < len) {
         unsigned char c = bytes[i];
@@ -1609,13 +1566,27 @@ void llm_json_escape(llm_strbuf *sb, const char *s, size_t len)
         }
         llm_strbuf_append(sb, bytes + run_start, i - run_start);
         switch (c) {
-        case '"': llm_strbuf_append(sb, "\\\"", 2); break;
-        case '\\': llm_strbuf_append(sb, "\\\\", 2); break;
-        case '\b': llm_strbuf_append(sb, "\\b", 2); break;
-        case '\f': llm_strbuf_append(sb, "\\f", 2); break;
-        case '\n': llm_strbuf_append(sb, "\\n", 2); break;
-        case '\r': llm_strbuf_append(sb, "\\r", 2); break;
-        case '\t': llm_strbuf_append(sb, "\\t", 2); break;
+        case '"':
+            llm_strbuf_append(sb, "\\\"", 2);
+            break;
+        case '\\':
+            llm_strbuf_append(sb, "\\\\", 2);
+            break;
+        case '\b':
+            llm_strbuf_append(sb, "\\b", 2);
+            break;
+        case '\f':
+            llm_strbuf_append(sb, "\\f", 2);
+            break;
+        case '\n':
+            llm_strbuf_append(sb, "\\n", 2);
+            break;
+        case '\r':
+            llm_strbuf_append(sb, "\\r", 2);
+            break;
+        case '\t':
+            llm_strbuf_append(sb, "\\t", 2);
+            break;
         default:
             if (c < 0x20) {
                 llm_strbuf_appendf(sb, "\\u%04x", c);

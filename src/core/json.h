@@ -47,8 +47,8 @@ typedef enum {
     LLM_JSON_INVALID
 } llm_json_type;
 
-typedef struct llm_json llm_json;          /* one value, owned by its document */
-typedef struct llm_json_doc llm_json_doc;  /* a parsed document */
+typedef struct llm_json llm_json;         /* one value, owned by its document */
+typedef struct llm_json_doc llm_json_doc; /* a parsed document */
 
 /* Containers nested deeper than this are rejected by llm_json_parse(). */
 #define LLM_JSON_DEFAULT_MAX_DEPTH 256
@@ -74,10 +74,10 @@ typedef struct {
 int llm_json_parse(const char *text, size_t len, llm_json_doc **out, char *err, size_t err_cap);
 
 /* Same, with options (opts may be NULL for the defaults). */
-int llm_json_parse_ex(const char *text, size_t len, const llm_json_parse_options *opts,
-                      llm_json_doc **out, char *err, size_t err_cap);
+int llm_json_parse_ex(const char *text, size_t len, const llm_json_parse_options *opts, llm_json_doc **out,
+                      char *err, size_t err_cap);
 
-void llm_json_doc_free(llm_json_doc *doc);  /* NULL is fine */
+void llm_json_doc_free(llm_json_doc *doc); /* NULL is fine */
 
 /* The top-level value (never NULL for a successfully parsed document). */
 const llm_json *llm_json_root(const llm_json_doc *doc);

@@ -25,19 +25,26 @@ const char *llm_status_name(llm_status status) {
 
 const char *llm_dtype_name(llm_dtype dtype) {
     switch (dtype) {
-    case LLM_DTYPE_F32: return "F32";
-    case LLM_DTYPE_F16: return "F16";
-    case LLM_DTYPE_BF16: return "BF16";
-    case LLM_DTYPE_COUNT: break;
+    case LLM_DTYPE_F32:
+        return "F32";
+    case LLM_DTYPE_F16:
+        return "F16";
+    case LLM_DTYPE_BF16:
+        return "BF16";
+    case LLM_DTYPE_COUNT:
+        break;
     }
     return "?";
 }
 
 const char *llm_backend_name(llm_backend_kind kind) {
     switch (kind) {
-    case LLM_BACKEND_AUTO: return "auto";
-    case LLM_BACKEND_CPU: return "cpu";
-    case LLM_BACKEND_CUDA: return "cuda";
+    case LLM_BACKEND_AUTO:
+        return "auto";
+    case LLM_BACKEND_CPU:
+        return "cpu";
+    case LLM_BACKEND_CUDA:
+        return "cuda";
     }
     return "?";
 }

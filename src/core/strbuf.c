@@ -12,14 +12,12 @@
  * JSON fragment, and doubling takes care of the rest. */
 #define STRBUF_MIN_CAPACITY 64
 
-static int strbuf_fail(llm_strbuf *sb)
-{
+static int strbuf_fail(llm_strbuf *sb) {
     sb->oom = 1;
     return -1;
 }
 
-int llm_strbuf_reserve(llm_strbuf *sb, size_t extra)
-{
+int llm_strbuf_reserve(llm_strbuf *sb, size_t extra) {
     if (sb == NULL) {
         return -1;
     }
@@ -54,8 +52,7 @@ int llm_strbuf_reserve(llm_strbuf *sb, size_t extra)
     return 0;
 }
 
-int llm_strbuf_append(llm_strbuf *sb, const void *bytes, size_t len)
-{
+int llm_strbuf_append(llm_strbuf *sb, const void *bytes, size_t len) {
     if (llm_strbuf_reserve(sb, len) != 0) {
         return -1;
     }
@@ -67,29 +64,26 @@ int llm_strbuf_append(llm_strbuf *sb, const void *bytes, size_t len)
     return 0;
 }
 
-int llm_strbuf_append_str(llm_strbuf *sb, const char *s)
-{
+int llm_strbuf_append_str(llm_strbuf *sb, const char *s) {
     return llm_strbuf_append(sb, s, s != NULL ? strlen(s) : 0);
 }
 
-int llm_strbuf_append_char(llm_strbuf *sb, char c)
-{
+int llm_strbuf_append_char(llm_strbuf *sb, char c) {
     return llm_strbuf_append(sb, &c, 1);
 }
 
-int llm_strbuf_vappendf(llm_strbuf *sb, const char *fmt, va_list args)
-{
+int llm_strbuf_vappendf(llm_strbuf *sb, const char *fmt, va_list args) {
     /* Make sure data exists so the first attempt can format in place. */
     if (llm_strbuf_reserve(sb, 0) != 0) {
         return -1;
     }
-    size_t avail = sb->cap - sb->len;  /* includes room for the NUL */
+    size_t avail = sb->cap - sb->len; /* includes room for the NUL */
     va_list first_try;
     va_copy(first_try, args);
     int needed = vsnprintf(sb->data + sb->len, avail, fmt, first_try);
     va_end(first_try);
     if (needed < 0) {
-        sb->data[sb->len] = '\0';  /* vsnprintf may have left partial output */
+        sb->data[sb->len] = '\0'; /* vsnprintf may have left partial output */
         return strbuf_fail(sb);
     }
     if ((size_t)needed >= avail) {
@@ -111,8 +105,7 @@ int llm_strbuf_vappendf(llm_strbuf *sb, const char *fmt, va_list args)
     return 0;
 }
 
-int llm_strbuf_appendf(llm_strbuf *sb, const char *fmt, ...)
-{
+int llm_strbuf_appendf(llm_strbuf *sb, const char *fmt, ...) {
     va_list args;
     va_start(args, fmt);
     int rc = llm_strbuf_vappendf(sb, fmt, args);
@@ -120,13 +113,11 @@ int llm_strbuf_appendf(llm_strbuf *sb, const char *fmt, ...)
     return rc;
 }
 
-const char *llm_strbuf_str(const llm_strbuf *sb)
-{
+const char *llm_strbuf_str(const llm_strbuf *sb) {
     return (sb != NULL && sb->data != NULL) ? sb->data : "";
 }
 
-void llm_strbuf_clear(llm_strbuf *sb)
-{
+void llm_strbuf_clear(llm_strbuf *sb) {
     if (sb == NULL) {
         return;
     }
@@ -137,8 +128,7 @@ void llm_strbuf_clear(llm_strbuf *sb)
     }
 }
 
-char *llm_strbuf_detach(llm_strbuf *sb, size_t *len)
-{
+char *llm_strbuf_detach(llm_strbuf *sb, size_t *len) {
     if (len != NULL) {
         *len = 0;
     }
@@ -149,7 +139,7 @@ char *llm_strbuf_detach(llm_strbuf *sb, size_t *len)
         llm_strbuf_free(sb);
         return NULL;
     }
-    if (llm_strbuf_reserve(sb, 0) != 0) {  /* an empty buffer still yields "" */
+    if (llm_strbuf_reserve(sb, 0) != 0) { /* an empty buffer still yields "" */
         llm_strbuf_free(sb);
         return NULL;
     }
@@ -164,8 +154,7 @@ char *llm_strbuf_detach(llm_strbuf *sb, size_t *len)
     return data;
 }
 
-void llm_strbuf_free(llm_strbuf *sb)
-{
+void llm_strbuf_free(llm_strbuf *sb) {
     if (sb == NULL) {
         return;
     }

@@ -24,27 +24,27 @@
 #include <stddef.h>
 
 #if defined(__GNUC__) || defined(__clang__)
-#define LLM_STRBUF_PRINTF_LIKE(fmt_index, first_arg) \
-    __attribute__((format(printf, fmt_index, first_arg)))
+#define LLM_STRBUF_PRINTF_LIKE(fmt_index, first_arg) __attribute__((format(printf, fmt_index, first_arg)))
 #else
 #define LLM_STRBUF_PRINTF_LIKE(fmt_index, first_arg)
 #endif
 
 typedef struct {
-    char *data;  /* NULL until the first successful append; then always NUL-terminated */
-    size_t len;  /* bytes of content, excluding the terminating NUL */
-    size_t cap;  /* bytes allocated for data */
-    int oom;     /* sticky: set once an allocation or format failed; appends then do nothing */
+    char *data; /* NULL until the first successful append; then always NUL-terminated */
+    size_t len; /* bytes of content, excluding the terminating NUL */
+    size_t cap; /* bytes allocated for data */
+    int oom;    /* sticky: set once an allocation or format failed; appends then do nothing */
 } llm_strbuf;
 
-#define LLM_STRBUF_INIT { NULL, 0, 0, 0 }
+#define LLM_STRBUF_INIT                                                                                      \
+    { NULL, 0, 0, 0 }
 
 /* Ensures room for `extra` more bytes plus the NUL. Returns 0, or -1 (and sets oom). */
 int llm_strbuf_reserve(llm_strbuf *sb, size_t extra);
 
 /* Append functions return 0 on success, -1 if the buffer is (now or already) in the oom state. */
 int llm_strbuf_append(llm_strbuf *sb, const void *bytes, size_t len);
-int llm_strbuf_append_str(llm_strbuf *sb, const char *s);   /* s must be NUL-terminated */
+int llm_strbuf_append_str(llm_strbuf *sb, const char *s); /* s must be NUL-terminated */
 int llm_strbuf_append_char(llm_strbuf *sb, char c);
 int llm_strbuf_appendf(llm_strbuf *sb, const char *fmt, ...) LLM_STRBUF_PRINTF_LIKE(2, 3);
 int llm_strbuf_vappendf(llm_strbuf *sb, const char *fmt, va_list args) LLM_STRBUF_PRINTF_LIKE(2, 0);

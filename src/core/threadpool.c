@@ -108,7 +108,9 @@ void llm_threadpool_free(llm_threadpool *pool) {
     free(pool);
 }
 
-int llm_threadpool_size(const llm_threadpool *pool) { return pool->n_threads; }
+int llm_threadpool_size(const llm_threadpool *pool) {
+    return pool->n_threads;
+}
 
 void llm_threadpool_run(llm_threadpool *pool, llm_task_fn fn, void *arg) {
     if (pool->n_threads == 1) {

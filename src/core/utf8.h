@@ -41,7 +41,8 @@ static inline size_t llm_utf8_decode(const unsigned char *s, size_t n, uint32_t 
     size_t len;
     unsigned char lo = 0x80, hi = 0xBF;
     uint32_t v;
-    if (b >= 0xC2 && b <= 0xDF) len = 2, v = b & 0x1F;
+    if (b >= 0xC2 && b <= 0xDF)
+        len = 2, v = b & 0x1F;
     else if (b >= 0xE0 && b <= 0xEF) {
         len = 3, v = b & 0x0F;
         if (b == 0xE0) lo = 0xA0;

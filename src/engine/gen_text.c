@@ -34,7 +34,8 @@ static llm_status detok(llm_gen_text *g, int32_t token, size_t *len) {
 }
 
 static llm_status release(llm_gen_text *g, const llm_strbuf *from) {
-    if (from->len && llm_strbuf_append(&g->released, from->data, from->len) != 0) return LLM_ERR_OUT_OF_MEMORY;
+    if (from->len && llm_strbuf_append(&g->released, from->data, from->len) != 0)
+        return LLM_ERR_OUT_OF_MEMORY;
     return LLM_OK;
 }
 

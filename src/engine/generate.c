@@ -18,11 +18,16 @@ static double now_ms(void) {
 
 const char *llm_finish_reason_name(llm_finish_reason r) {
     switch (r) {
-    case LLM_FINISH_NONE: return "none";
-    case LLM_FINISH_STOP: return "stop";
-    case LLM_FINISH_LENGTH: return "length";
-    case LLM_FINISH_EOS: return "eos";
-    case LLM_FINISH_CANCELLED: return "cancelled";
+    case LLM_FINISH_NONE:
+        return "none";
+    case LLM_FINISH_STOP:
+        return "stop";
+    case LLM_FINISH_LENGTH:
+        return "length";
+    case LLM_FINISH_EOS:
+        return "eos";
+    case LLM_FINISH_CANCELLED:
+        return "cancelled";
     }
     return "?";
 }
@@ -44,7 +49,8 @@ static int is_eos(const llm_model *m, int32_t tok) {
 
 static llm_status validate(llm_engine *e, const llm_generate_params *p) {
     if (p->max_tokens < 1)
-        return llm_engine_set_error(e, LLM_ERR_INVALID_ARGUMENT, "max_tokens is %d; it must be at least 1", p->max_tokens);
+        return llm_engine_set_error(e, LLM_ERR_INVALID_ARGUMENT, "max_tokens is %d; it must be at least 1",
+                                    p->max_tokens);
     for (size_t i = 0; i < p->n_stop; i++)
         if (!p->stop || !p->stop[i] || !p->stop[i][0])
             return llm_engine_set_error(e, LLM_ERR_INVALID_ARGUMENT, "stop[%zu] is empty", i);
@@ -61,9 +67,11 @@ llm_status llm_generate(llm_engine *e, llm_seq_id seq, const int32_t *prompt, si
     const llm_generate_params *p = params ? params : &defaults;
     llm_model *m = llm_engine_model(e);
     if (!m->tokenizer)
-        return llm_engine_set_error(e, LLM_ERR_UNSUPPORTED, "the model directory has no tokenizer.json to generate text with");
+        return llm_engine_set_error(e, LLM_ERR_UNSUPPORTED,
+                                    "the model directory has no tokenizer.json to generate text with");
     if (!prompt || n_prompt == 0)
-        return llm_engine_set_error(e, LLM_ERR_INVALID_ARGUMENT, "generation needs at least one prompt token");
+        return llm_engine_set_error(e, LLM_ERR_INVALID_ARGUMENT,
+                                    "generation needs at least one prompt token");
     llm_status st = validate(e, p);
     if (st != LLM_OK) return st;
 

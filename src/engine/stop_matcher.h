@@ -14,8 +14,8 @@
 typedef struct llm_stop_matcher {
     const char *const *stops; /* borrowed */
     size_t n_stops;
-    llm_strbuf held;          /* text not yet released */
-    llm_strbuf out;           /* what the last push released */
+    llm_strbuf held; /* text not yet released */
+    llm_strbuf out;  /* what the last push released */
 } llm_stop_matcher;
 
 void llm_stop_matcher_init(llm_stop_matcher *m, const char *const *stops, size_t n_stops);

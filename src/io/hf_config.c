@@ -29,7 +29,9 @@ static void where(const cfg_ctx *c, const llm_json *v, char *out, size_t cap) {
     snprintf(out, cap, "%s:%d:%d", c->path, line, col);
 }
 
-static int is_null(const llm_json *v) { return !v || llm_json_type_of(v) == LLM_JSON_NULL; }
+static int is_null(const llm_json *v) {
+    return !v || llm_json_type_of(v) == LLM_JSON_NULL;
+}
 
 /* Integer key; *present tells whether it was there (and not null). */
 static llm_status get_int(const cfg_ctx *c, const llm_json *obj, const char *key, int required, int64_t lo,
@@ -37,7 +39,8 @@ static llm_status get_int(const cfg_ctx *c, const llm_json *obj, const char *key
     const llm_json *v = llm_json_get(obj, key);
     if (present) *present = !is_null(v);
     if (is_null(v)) {
-        if (required) return llm_fail(c->err, LLM_ERR_BAD_CONFIG, "%s: required key \"%s\" is missing", c->path, key);
+        if (required)
+            return llm_fail(c->err, LLM_ERR_BAD_CONFIG, "%s: required key \"%s\" is missing", c->path, key);
         return LLM_OK;
     }
     int64_t x;
@@ -98,8 +101,8 @@ static llm_status get_token_list(const cfg_ctx *c, const llm_json *obj, const ch
         size_t cnt = llm_json_count(v);
         if (cnt > LLM_MAX_EOS_TOKENS) {
             where(c, v, w, sizeof w);
-            return llm_fail(c->err, LLM_ERR_BAD_CONFIG, "%s: \"%s\" lists %zu tokens, at most %d supported", w,
-                            key, cnt, LLM_MAX_EOS_TOKENS);
+            return llm_fail(c->err, LLM_ERR_BAD_CONFIG, "%s: \"%s\" lists %zu tokens, at most %d supported",
+                            w, key, cnt, LLM_MAX_EOS_TOKENS);
         }
         *n = 0;
         for (size_t i = 0; i < cnt; i++) {
@@ -114,7 +117,8 @@ static llm_status get_token_list(const cfg_ctx *c, const llm_json *obj, const ch
     }
     if (llm_json_int64(v, &x) != 0 || x < 0 || x > INT32_MAX) {
         where(c, v, w, sizeof w);
-        return llm_fail(c->err, LLM_ERR_BAD_CONFIG, "%s: \"%s\" must be a token id or a list of them", w, key);
+        return llm_fail(c->err, LLM_ERR_BAD_CONFIG, "%s: \"%s\" must be a token id or a list of them", w,
+                        key);
     }
     ids[0] = (int32_t)x;
     *n = 1;
@@ -166,25 +170,27 @@ static llm_status parse_rope(const cfg_ctx *c, const llm_json *root, llm_hparams
     if (!ts) return llm_fail(c->err, LLM_ERR_BAD_CONFIG, "%s: \"rope_type\" must be a string", w);
     if (strcmp(ts, "default") == 0) return LLM_OK;
     if (strcmp(ts, "llama3") != 0)
-        return llm_fail(c->err, LLM_ERR_UNSUPPORTED, "%s: unsupported rope type \"%s\" (supported: default, llama3)",
-                        w, ts);
+        return llm_fail(c->err, LLM_ERR_UNSUPPORTED,
+                        "%s: unsupported rope type \"%s\" (supported: default, llama3)", w, ts);
     hp->rope_kind = LLM_ROPE_LLAMA3;
     hp->rope_factor = -1;
     hp->rope_low_freq_factor = -1;
     hp->rope_high_freq_factor = -1;
     hp->rope_orig_ctx = -1;
     if ((st = get_num(c, scaling, "factor", 1e-6, 1e9, &hp->rope_factor)) != LLM_OK) return st;
-    if ((st = get_num(c, scaling, "low_freq_factor", 1e-9, 1e9, &hp->rope_low_freq_factor)) != LLM_OK) return st;
-    if ((st = get_num(c, scaling, "high_freq_factor", 1e-9, 1e9, &hp->rope_high_freq_factor)) != LLM_OK) return st;
-    if ((st = get_int(c, scaling, "original_max_position_embeddings", 1, 1, INT32_MAX, &hp->rope_orig_ctx, NULL)) !=
-        LLM_OK)
+    if ((st = get_num(c, scaling, "low_freq_factor", 1e-9, 1e9, &hp->rope_low_freq_factor)) != LLM_OK)
+        return st;
+    if ((st = get_num(c, scaling, "high_freq_factor", 1e-9, 1e9, &hp->rope_high_freq_factor)) != LLM_OK)
+        return st;
+    if ((st = get_int(c, scaling, "original_max_position_embeddings", 1, 1, INT32_MAX, &hp->rope_orig_ctx,
+                      NULL)) != LLM_OK)
         return st;
     if (hp->rope_factor < 0 || hp->rope_low_freq_factor < 0 || hp->rope_high_freq_factor < 0)
         return llm_fail(c->err, LLM_ERR_BAD_CONFIG,
                         "%s: llama3 rope scaling needs factor, low_freq_factor and high_freq_factor", w);
     if (hp->rope_high_freq_factor == hp->rope_low_freq_factor)
-        return llm_fail(c->err, LLM_ERR_BAD_CONFIG, "%s: llama3 rope scaling needs high_freq_factor != low_freq_factor",
-                        w);
+        return llm_fail(c->err, LLM_ERR_BAD_CONFIG,
+                        "%s: llama3 rope scaling needs high_freq_factor != low_freq_factor", w);
     return LLM_OK;
 }
 
@@ -213,7 +219,8 @@ static llm_status parse_arch(const cfg_ctx *c, const llm_json *root, llm_hparams
             !(name = llm_json_string(llm_json_value_at(archs, 0), NULL))) {
             char w[300];
             where(c, archs, w, sizeof w);
-            return llm_fail(c->err, LLM_ERR_BAD_CONFIG, "%s: \"architectures\" must be a non-empty list of strings", w);
+            return llm_fail(c->err, LLM_ERR_BAD_CONFIG,
+                            "%s: \"architectures\" must be a non-empty list of strings", w);
         }
         for (size_t i = 0; i < sizeof known_archs / sizeof known_archs[0]; i++)
             if (strcmp(name, known_archs[i].class_name) == 0) {
@@ -225,8 +232,8 @@ static llm_status parse_arch(const cfg_ctx *c, const llm_json *root, llm_hparams
         at = llm_json_get(root, "model_type");
         name = llm_json_string(at, NULL);
         if (!name)
-            return llm_fail(c->err, LLM_ERR_BAD_CONFIG, "%s: neither \"architectures\" nor \"model_type\" is given",
-                            c->path);
+            return llm_fail(c->err, LLM_ERR_BAD_CONFIG,
+                            "%s: neither \"architectures\" nor \"model_type\" is given", c->path);
         for (size_t i = 0; i < sizeof known_archs / sizeof known_archs[0]; i++)
             if (strcmp(name, known_archs[i].model_type) == 0) {
                 hp->arch = known_archs[i].arch;
@@ -276,18 +283,20 @@ static llm_status parse_config(const cfg_ctx *c, const llm_json *root, llm_hpara
             hp->head_dim = 128; /* Qwen3Config's default */
         } else {
             if (hp->n_embd % hp->n_head != 0)
-                return llm_fail(c->err, LLM_ERR_BAD_CONFIG,
-                                "%s: hidden_size (%d) is not a multiple of num_attention_heads (%d) and no head_dim "
-                                "is given",
-                                c->path, hp->n_embd, hp->n_head);
+                return llm_fail(
+                    c->err, LLM_ERR_BAD_CONFIG,
+                    "%s: hidden_size (%d) is not a multiple of num_attention_heads (%d) and no head_dim "
+                    "is given",
+                    c->path, hp->n_embd, hp->n_head);
             hp->head_dim = hp->n_embd / hp->n_head;
         }
     }
     if (hp->head_dim % 2 != 0)
-        return llm_fail(c->err, LLM_ERR_BAD_CONFIG, "%s: head_dim %d is odd; RoPE needs an even head_dim", c->path,
-                        hp->head_dim);
+        return llm_fail(c->err, LLM_ERR_BAD_CONFIG, "%s: head_dim %d is odd; RoPE needs an even head_dim",
+                        c->path, hp->head_dim);
     hp->n_ctx_train = hp->arch == LLM_ARCH_LLAMA ? 2048 : 32768;
-    if ((st = get_int(c, root, "max_position_embeddings", 0, 1, INT32_MAX, &hp->n_ctx_train, NULL))) return st;
+    if ((st = get_int(c, root, "max_position_embeddings", 0, 1, INT32_MAX, &hp->n_ctx_train, NULL)))
+        return st;
     hp->rms_norm_eps = 1e-6;
     if ((st = get_num(c, root, "rms_norm_eps", 0.0, 1.0, &hp->rms_norm_eps))) return st;
     hp->rope_theta = hp->arch == LLM_ARCH_LLAMA ? 10000.0 : 10000.0;
@@ -300,7 +309,8 @@ static llm_status parse_config(const cfg_ctx *c, const llm_json *root, llm_hpara
     if ((st = get_bool(c, root, "mlp_bias", &mlp_bias))) return st;
     if ((st = get_bool(c, root, "use_sliding_window", &sliding))) return st;
     if (sliding)
-        return llm_fail(c->err, LLM_ERR_UNSUPPORTED, "%s: use_sliding_window=true is not supported yet", c->path);
+        return llm_fail(c->err, LLM_ERR_UNSUPPORTED, "%s: use_sliding_window=true is not supported yet",
+                        c->path);
     switch (hp->arch) {
     case LLM_ARCH_LLAMA: /* LlamaAttention: bias=attention_bias on q, k, v and o; LlamaMLP: bias=mlp_bias */
         hp->qkv_bias = hp->o_bias = attention_bias;
@@ -347,8 +357,8 @@ static llm_status parse_generation_config(const cfg_ctx *c, const llm_json *root
 
 typedef llm_status (*json_file_fn)(const cfg_ctx *c, const llm_json *root, llm_hparams *hp);
 
-static llm_status load_json_file(const char *dir, const char *name, int optional, json_file_fn fn, llm_hparams *hp,
-                                 llm_error *err) {
+static llm_status load_json_file(const char *dir, const char *name, int optional, json_file_fn fn,
+                                 llm_hparams *hp, llm_error *err) {
     char path[4096];
     if (llm_path_join(path, sizeof path, dir, name) != 0)
         return llm_fail(err, LLM_ERR_INVALID_ARGUMENT, "model directory path is too long");

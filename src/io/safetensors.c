@@ -14,8 +14,8 @@ static const struct {
     const char *name;
     int size;
 } st_dtypes[] = {
-    {"F64", 8}, {"F32", 4},     {"F16", 2},     {"BF16", 2},     {"I64", 8},     {"U64", 8},
-    {"I32", 4}, {"U32", 4},     {"I16", 2},     {"U16", 2},      {"I8", 1},      {"U8", 1},
+    {"F64", 8},  {"F32", 4},     {"F16", 2},     {"BF16", 2},    {"I64", 8}, {"U64", 8},
+    {"I32", 4},  {"U32", 4},     {"I16", 2},     {"U16", 2},     {"I8", 1},  {"U8", 1},
     {"BOOL", 1}, {"F8_E4M3", 1}, {"F8_E5M2", 1}, {"F8_E8M0", 1},
 };
 
@@ -57,8 +57,8 @@ static llm_status parse_entry(llm_st_file *f, const char *json, size_t json_len,
     char where[96];
 #define WHERE() json_where(json, json_len, v, where, sizeof where)
     if (llm_json_type_of(v) != LLM_JSON_OBJECT)
-        return llm_fail(err, LLM_ERR_BAD_FORMAT, "%s: tensor '%.*s' (%s): entry is not a JSON object", f->path,
-                        (int)key_len, key, WHERE());
+        return llm_fail(err, LLM_ERR_BAD_FORMAT, "%s: tensor '%.*s' (%s): entry is not a JSON object",
+                        f->path, (int)key_len, key, WHERE());
     t->name = malloc(key_len + 1);
     if (!t->name) return llm_fail(err, LLM_ERR_OUT_OF_MEMORY, "%s: out of memory", f->path);
     memcpy(t->name, key, key_len);
@@ -80,8 +80,8 @@ static llm_status parse_entry(llm_st_file *f, const char *json, size_t json_len,
 
     const llm_json *shape = llm_json_get(v, "shape");
     if (llm_json_type_of(shape) != LLM_JSON_ARRAY)
-        return llm_fail(err, LLM_ERR_BAD_FORMAT, "%s: tensor '%s' (%s): missing or non-array \"shape\"", f->path,
-                        t->name, WHERE());
+        return llm_fail(err, LLM_ERR_BAD_FORMAT, "%s: tensor '%s' (%s): missing or non-array \"shape\"",
+                        f->path, t->name, WHERE());
     size_t nd = llm_json_count(shape);
     if (nd > LLM_ST_MAX_DIMS)
         return llm_fail(err, LLM_ERR_BAD_FORMAT, "%s: tensor '%s': %zu dimensions, at most %d supported",
@@ -92,24 +92,26 @@ static llm_status parse_entry(llm_st_file *f, const char *json, size_t json_len,
     for (size_t i = 0; i < nd; i++) {
         int64_t d;
         if (llm_json_int64(llm_json_value_at(shape, i), &d) != 0 || d < 0)
-            return llm_fail(err, LLM_ERR_BAD_FORMAT, "%s: tensor '%s': shape[%zu] is not a non-negative integer",
-                            f->path, t->name, i);
+            return llm_fail(err, LLM_ERR_BAD_FORMAT,
+                            "%s: tensor '%s': shape[%zu] is not a non-negative integer", f->path, t->name, i);
         t->shape[i] = d;
         if (d != 0 && n > UINT64_MAX / (uint64_t)d) overflow = 1;
         n *= (uint64_t)d;
     }
     if (overflow || n > UINT64_MAX / (uint64_t)esize)
-        return llm_fail(err, LLM_ERR_BAD_FORMAT, "%s: tensor '%s': element count overflows", f->path, t->name);
+        return llm_fail(err, LLM_ERR_BAD_FORMAT, "%s: tensor '%s': element count overflows", f->path,
+                        t->name);
     t->n_elems = n;
 
     const llm_json *offs = llm_json_get(v, "data_offsets");
     int64_t b, e;
     if (llm_json_type_of(offs) != LLM_JSON_ARRAY || llm_json_count(offs) != 2 ||
-        llm_json_int64(llm_json_value_at(offs, 0), &b) != 0 || llm_json_int64(llm_json_value_at(offs, 1), &e) != 0 ||
-        b < 0 || e < 0)
-        return llm_fail(err, LLM_ERR_BAD_FORMAT,
-                        "%s: tensor '%s' (%s): \"data_offsets\" must be [begin, end] with non-negative integers",
-                        f->path, t->name, WHERE());
+        llm_json_int64(llm_json_value_at(offs, 0), &b) != 0 ||
+        llm_json_int64(llm_json_value_at(offs, 1), &e) != 0 || b < 0 || e < 0)
+        return llm_fail(
+            err, LLM_ERR_BAD_FORMAT,
+            "%s: tensor '%s' (%s): \"data_offsets\" must be [begin, end] with non-negative integers", f->path,
+            t->name, WHERE());
     if (b > e)
         return llm_fail(err, LLM_ERR_BAD_FORMAT, "%s: tensor '%s': data_offsets [%lld, %lld] has begin > end",
                         f->path, t->name, (long long)b, (long long)e);
@@ -127,11 +129,12 @@ static llm_status parse_entry(llm_st_file *f, const char *json, size_t json_len,
         char shp[128] = "";
         size_t pos = 0;
         for (int i = 0; i < t->n_dims && pos < sizeof shp - 24; i++)
-            pos += (size_t)snprintf(shp + pos, sizeof shp - pos, "%s%lld", i ? ", " : "", (long long)t->shape[i]);
-        return llm_fail(err, LLM_ERR_BAD_FORMAT,
-                        "%s: tensor '%s': dtype %s x shape [%s] = %llu bytes, but data_offsets span %llu bytes",
-                        f->path, t->name, t->dtype, shp, (unsigned long long)want,
-                        (unsigned long long)(t->end - t->begin));
+            pos += (size_t)snprintf(shp + pos, sizeof shp - pos, "%s%lld", i ? ", " : "",
+                                    (long long)t->shape[i]);
+        return llm_fail(
+            err, LLM_ERR_BAD_FORMAT,
+            "%s: tensor '%s': dtype %s x shape [%s] = %llu bytes, but data_offsets span %llu bytes", f->path,
+            t->name, t->dtype, shp, (unsigned long long)want, (unsigned long long)(t->end - t->begin));
     }
     return LLM_OK;
 #undef WHERE
@@ -159,8 +162,8 @@ llm_status llm_st_open(const char *path, llm_st_file *out, llm_error *err) {
     if (n > LLM_ST_MAX_HEADER || n > size - 8) {
         llm_st_close(out);
         return llm_fail(err, LLM_ERR_BAD_FORMAT,
-                        "%s: header length %llu (bytes 0-7) runs past the end of the file (%zu bytes)%s", path,
-                        (unsigned long long)n, size, n > LLM_ST_MAX_HEADER ? " or exceeds 100 MB" : "");
+                        "%s: header length %llu (bytes 0-7) runs past the end of the file (%zu bytes)%s",
+                        path, (unsigned long long)n, size, n > LLM_ST_MAX_HEADER ? " or exceeds 100 MB" : "");
     }
     const char *json = (const char *)p + 8;
     llm_json_doc *doc = NULL;
@@ -194,7 +197,8 @@ llm_status llm_st_open(const char *path, llm_st_file *out, llm_error *err) {
                 st = llm_fail(err, LLM_ERR_BAD_FORMAT, "%s: \"__metadata__\" is not an object", path);
             for (size_t j = 0; st == LLM_OK && j < llm_json_count(v); j++)
                 if (llm_json_type_of(llm_json_value_at(v, j)) != LLM_JSON_STRING)
-                    st = llm_fail(err, LLM_ERR_BAD_FORMAT, "%s: \"__metadata__\" values must be strings", path);
+                    st = llm_fail(err, LLM_ERR_BAD_FORMAT, "%s: \"__metadata__\" values must be strings",
+                                  path);
             continue;
         }
         if (memchr(key, '\0', klen)) {
@@ -235,8 +239,8 @@ llm_status llm_st_open(const char *path, llm_st_file *out, llm_error *err) {
     }
     if (st == LLM_OK && expect != data_size)
         st = llm_fail(err, LLM_ERR_BAD_FORMAT,
-                      "%s: tensors cover %llu bytes of a %llu-byte data section (trailing or missing data)", path,
-                      (unsigned long long)expect, (unsigned long long)data_size);
+                      "%s: tensors cover %llu bytes of a %llu-byte data section (trailing or missing data)",
+                      path, (unsigned long long)expect, (unsigned long long)data_size);
     if (st != LLM_OK) {
         llm_st_close(out);
         return st;

@@ -14,9 +14,9 @@
 #define LLM_ST_MAX_DIMS 8
 
 typedef struct llm_st_tensor {
-    char *name;          /* owned by the file */
-    char dtype[12];      /* as written: "BF16", "F32", "I64", ... */
-    int elem_size;       /* bytes per element (0 for sub-byte types) */
+    char *name;     /* owned by the file */
+    char dtype[12]; /* as written: "BF16", "F32", "I64", ... */
+    int elem_size;  /* bytes per element (0 for sub-byte types) */
     int n_dims;
     int64_t shape[LLM_ST_MAX_DIMS];
     uint64_t n_elems;

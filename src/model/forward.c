@@ -18,17 +18,21 @@
 
 #include "core/arena.h"
 
-static size_t buf_bytes(size_t floats) { return llm_align_up(floats * sizeof(float), LLM_ARENA_ALIGN); }
+static size_t buf_bytes(size_t floats) {
+    return llm_align_up(floats * sizeof(float), LLM_ARENA_ALIGN);
+}
 
 size_t llm_forward_arena_bytes(const llm_hparams *hp, int32_t max_tokens, int32_t logits_chunk) {
     const size_t T = (size_t)max_tokens, D = (size_t)hp->n_embd, QD = (size_t)hp->n_head * hp->head_dim,
-                 KVD = (size_t)hp->n_head_kv * hp->head_dim, F = (size_t)hp->n_ff, half = (size_t)hp->head_dim / 2;
+                 KVD = (size_t)hp->n_head_kv * hp->head_dim, F = (size_t)hp->n_ff,
+                 half = (size_t)hp->head_dim / 2;
     return 2 * buf_bytes(T * D) + 2 * buf_bytes(T * QD) + 2 * buf_bytes(T * KVD) + 2 * buf_bytes(T * F) +
            4 * buf_bytes(T * half) + buf_bytes((size_t)logits_chunk * (size_t)hp->n_vocab);
 }
 
 llm_status llm_forward_init(llm_forward *f, const llm_hparams *hp, const llm_weights *w, llm_backend *be,
-                            const llm_kv_cache *kv, int32_t max_tokens, int32_t logits_chunk, llm_error *err) {
+                            const llm_kv_cache *kv, int32_t max_tokens, int32_t logits_chunk,
+                            llm_error *err) {
     memset(f, 0, sizeof *f);
     f->hp = hp;
     f->w = w;
@@ -45,7 +49,8 @@ llm_status llm_forward_init(llm_forward *f, const llm_hparams *hp, const llm_wei
     if (!f->inv_freq || !f->q_positions || !inv || !f->arena) {
         free(inv);
         llm_forward_release(f);
-        return llm_fail(err, LLM_ERR_OUT_OF_MEMORY, "cannot allocate %zu bytes of activation memory", f->arena_bytes);
+        return llm_fail(err, LLM_ERR_OUT_OF_MEMORY, "cannot allocate %zu bytes of activation memory",
+                        f->arena_bytes);
     }
     llm_rope_inv_freq(hp, inv);
     for (size_t i = 0; i < half; i++) f->inv_freq[i] = (float)inv[i];
@@ -78,10 +83,12 @@ void llm_forward_release(llm_forward *f) {
     memset(f, 0, sizeof *f);
 }
 
-static const llm_tensor *opt(const llm_tensor *t) { return t->data ? t : NULL; }
+static const llm_tensor *opt(const llm_tensor *t) {
+    return t->data ? t : NULL;
+}
 
-static void layer_forward(llm_forward *f, const llm_layer_weights *L, int il, const llm_batch *b, const float *cos_q,
-                          const float *sin_q) {
+static void layer_forward(llm_forward *f, const llm_layer_weights *L, int il, const llm_batch *b,
+                          const float *cos_q, const float *sin_q) {
     const llm_hparams *hp = f->hp;
     llm_backend *be = f->be;
     const llm_backend_ops *op = be->ops;
@@ -91,11 +98,11 @@ static void layer_forward(llm_forward *f, const llm_layer_weights *L, int il, co
     const llm_kv_view kv = llm_kv_layer(f->kv, il);
 
     /* attention block */
-    op->rmsnorm(be, f->xn, f->x, &L->attn_norm, T, D, eps);  /* xn[T][D] */
-    op->matmul(be, f->q, f->xn, &L->wq, opt(&L->bq), T);     /* q[T][H*hd] */
-    op->matmul(be, f->k, f->xn, &L->wk, opt(&L->bk), T);     /* k[T][KV*hd] */
-    op->matmul(be, f->v, f->xn, &L->wv, opt(&L->bv), T);     /* v[T][KV*hd] */
-    if (hp->qk_norm) {                                       /* per-head norms, before RoPE */
+    op->rmsnorm(be, f->xn, f->x, &L->attn_norm, T, D, eps); /* xn[T][D] */
+    op->matmul(be, f->q, f->xn, &L->wq, opt(&L->bq), T);    /* q[T][H*hd] */
+    op->matmul(be, f->k, f->xn, &L->wk, opt(&L->bk), T);    /* k[T][KV*hd] */
+    op->matmul(be, f->v, f->xn, &L->wv, opt(&L->bv), T);    /* v[T][KV*hd] */
+    if (hp->qk_norm) {                                      /* per-head norms, before RoPE */
         op->rmsnorm(be, f->q, f->q, &L->q_norm, T * H, hd, eps);
         op->rmsnorm(be, f->k, f->k, &L->k_norm, T * KV, hd, eps);
     }
@@ -103,28 +110,29 @@ static void layer_forward(llm_forward *f, const llm_layer_weights *L, int il, co
     op->rope(be, f->k, T, KV, hd, f->rope_cos, f->rope_sin);
     op->kv_write(be, &kv, f->k, f->v, b);
     op->attention(be, f->attn, f->q, &kv, b, H, (float)(1.0 / sqrt((double)hd))); /* attn[T][H*hd] */
-    op->matmul(be, f->xn, f->attn, &L->wo, opt(&L->bo), T);  /* xn[T][D] */
-    op->add(be, f->x, f->xn, (size_t)T * D);                  /* x[T][D] += attention output */
+    op->matmul(be, f->xn, f->attn, &L->wo, opt(&L->bo), T);                       /* xn[T][D] */
+    op->add(be, f->x, f->xn, (size_t)T * D); /* x[T][D] += attention output */
 
     /* feed-forward block */
-    op->rmsnorm(be, f->xn, f->x, &L->ffn_norm, T, D, eps);              /* xn[T][D] */
-    op->matmul(be, f->gate, f->xn, &L->w_gate, opt(&L->b_gate), T);     /* gate[T][F] */
-    op->matmul(be, f->up, f->xn, &L->w_up, opt(&L->b_up), T);           /* up[T][F] */
-    op->swiglu(be, f->gate, f->gate, f->up, (size_t)T * F);             /* gate[T][F] = silu(gate) * up */
-    op->matmul(be, f->xn, f->gate, &L->w_down, opt(&L->b_down), T);     /* xn[T][D] */
-    op->add(be, f->x, f->xn, (size_t)T * D);                             /* x[T][D] += ffn output */
+    op->rmsnorm(be, f->xn, f->x, &L->ffn_norm, T, D, eps);          /* xn[T][D] */
+    op->matmul(be, f->gate, f->xn, &L->w_gate, opt(&L->b_gate), T); /* gate[T][F] */
+    op->matmul(be, f->up, f->xn, &L->w_up, opt(&L->b_up), T);       /* up[T][F] */
+    op->swiglu(be, f->gate, f->gate, f->up, (size_t)T * F);         /* gate[T][F] = silu(gate) * up */
+    op->matmul(be, f->xn, f->gate, &L->w_down, opt(&L->b_down), T); /* xn[T][D] */
+    op->add(be, f->x, f->xn, (size_t)T * D);                        /* x[T][D] += ffn output */
 }
 
-llm_status llm_forward_run(llm_forward *f, const llm_batch *b, const int32_t *logit_rows, int32_t n_logit_rows,
-                           float *logits_out, llm_error *err) {
+llm_status llm_forward_run(llm_forward *f, const llm_batch *b, const int32_t *logit_rows,
+                           int32_t n_logit_rows, float *logits_out, llm_error *err) {
     const llm_hparams *hp = f->hp;
     llm_backend *be = f->be;
     const llm_backend_ops *op = be->ops;
     const int T = b->n_tokens, D = hp->n_embd, V = hp->n_vocab;
     LLM_ASSERT(T > 0 && T <= f->max_tokens);
 
-    op->embed(be, f->x, &f->w->tok_embd, b->tokens, T);                                     /* x[T][D] */
-    op->rope_table(be, f->rope_cos, f->rope_sin, b->positions, T, f->inv_freq, hp->head_dim / 2); /* [T][hd/2] */
+    op->embed(be, f->x, &f->w->tok_embd, b->tokens, T); /* x[T][D] */
+    op->rope_table(be, f->rope_cos, f->rope_sin, b->positions, T, f->inv_freq,
+                   hp->head_dim / 2); /* [T][hd/2] */
     const float *cos_q = f->rope_cos, *sin_q = f->rope_sin;
     if (f->debug_q_position_offset) { /* test-only: a query/key position mismatch */
         for (int t = 0; t < T; t++) f->q_positions[t] = b->positions[t] + f->debug_q_position_offset;
@@ -136,9 +144,9 @@ llm_status llm_forward_run(llm_forward *f, const llm_batch *b, const int32_t *lo
     /* logits, a chunk of rows at a time: rows gathered, final-normed, projected, copied out */
     for (int32_t r0 = 0; r0 < n_logit_rows; r0 += f->logits_chunk) {
         const int n = n_logit_rows - r0 < f->logits_chunk ? n_logit_rows - r0 : f->logits_chunk;
-        op->get_rows(be, f->xn, f->x, logit_rows + r0, n, D);                            /* xn[n][D] */
+        op->get_rows(be, f->xn, f->x, logit_rows + r0, n, D); /* xn[n][D] */
         op->rmsnorm(be, f->xn, f->xn, &f->w->output_norm, n, D, (float)hp->rms_norm_eps);
-        op->matmul(be, f->logits, f->xn, &f->w->output, NULL, n);                        /* logits[n][V] */
+        op->matmul(be, f->logits, f->xn, &f->w->output, NULL, n); /* logits[n][V] */
         op->to_host(be, logits_out + (size_t)r0 * V, f->logits, (size_t)n * V);
     }
     char msg[256];

@@ -18,17 +18,18 @@ typedef struct llm_forward {
     float *inv_freq;      /* host, [head_dim/2] */
     void *arena;          /* backend memory holding every activation buffer below */
     size_t arena_bytes;
-    float *x;         /* [T][D]      residual stream */
-    float *xn;        /* [T][D]      normed input of a block / block output */
-    float *q;         /* [T][H*hd] */
-    float *k, *v;     /* [T][KV*hd] */
-    float *attn;      /* [T][H*hd] */
-    float *gate, *up; /* [T][F] */
+    float *x;                   /* [T][D]      residual stream */
+    float *xn;                  /* [T][D]      normed input of a block / block output */
+    float *q;                   /* [T][H*hd] */
+    float *k, *v;               /* [T][KV*hd] */
+    float *attn;                /* [T][H*hd] */
+    float *gate, *up;           /* [T][F] */
     float *rope_cos, *rope_sin; /* [T][hd/2] */
-    float *rope_cos_q, *rope_sin_q; /* [T][hd/2] the query's table: rope_cos/sin unless the test switch is on */
-    int32_t *q_positions;       /* host [T], only for the test switch */
+    float *rope_cos_q,
+        *rope_sin_q;             /* [T][hd/2] the query's table: rope_cos/sin unless the test switch is on */
+    int32_t *q_positions;        /* host [T], only for the test switch */
     int debug_q_position_offset; /* TEST ONLY: rotate queries at pos + offset (keys at pos) */
-    float *logits;    /* [logits_chunk][V] */
+    float *logits;               /* [logits_chunk][V] */
 } llm_forward;
 
 /* Activation memory for passes of up to max_tokens rows. */
@@ -41,7 +42,7 @@ void llm_forward_release(llm_forward *f);
 /* Runs the batch (T <= max_tokens rows), writing K/V of every row into the cache, and the logits of
  * the rows listed in logit_rows (n_logit_rows of them, in that order) to logits_out (host memory,
  * [n_logit_rows][V]). */
-llm_status llm_forward_run(llm_forward *f, const llm_batch *b, const int32_t *logit_rows, int32_t n_logit_rows,
-                           float *logits_out, llm_error *err);
+llm_status llm_forward_run(llm_forward *f, const llm_batch *b, const int32_t *logit_rows,
+                           int32_t n_logit_rows, float *logits_out, llm_error *err);
 
 #endif

@@ -12,13 +12,14 @@
 
 #define LLM_INDEX_MAX_BYTES (64u * 1024u * 1024u)
 /* tensor_index values pack (file, tensor within file) into a non-negative int: 11 bits of file, 20 of tensor
- * (2047 << 20 | 0xfffff == INT_MAX). A 100 MB header can hold about 2M tensors, so add_file checks the limit. */
-#define LLM_TENSOR_BITS 20
+ * (2047 << 20 | 0xfffff == INT_MAX). A 100 MB header can hold about 2M tensors, so add_file checks the limit.
+ */
+#define LLM_TENSOR_BITS          20
 #define LLM_MAX_TENSORS_PER_FILE (1 << LLM_TENSOR_BITS)
-#define LLM_MAX_SHARDS 2048
-#define TI_MAKE(f, t) (((f) << LLM_TENSOR_BITS) | (int)(t))
-#define TI_FILE(v) ((v) >> LLM_TENSOR_BITS)
-#define TI_TENSOR(v) ((v) & (LLM_MAX_TENSORS_PER_FILE - 1))
+#define LLM_MAX_SHARDS           2048
+#define TI_MAKE(f, t)            (((f) << LLM_TENSOR_BITS) | (int)(t))
+#define TI_FILE(v)               ((v) >> LLM_TENSOR_BITS)
+#define TI_TENSOR(v)             ((v) & (LLM_MAX_TENSORS_PER_FILE - 1))
 
 llm_model_params llm_model_default_params(void) {
     llm_model_params p;
@@ -30,7 +31,9 @@ llm_model_params llm_model_default_params(void) {
     return p;
 }
 
-const char *llm_model_last_error(const llm_model *model) { return model ? model->last_error : ""; }
+const char *llm_model_last_error(const llm_model *model) {
+    return model ? model->last_error : "";
+}
 
 void llm_model_free(llm_model *model) {
     if (!model) return;
@@ -58,8 +61,8 @@ static llm_status add_file(llm_model *m, const char *path, llm_error *err) {
     if (m->files[m->n_files].n_tensors > LLM_MAX_TENSORS_PER_FILE) {
         size_t n = m->files[m->n_files].n_tensors;
         llm_st_close(&m->files[m->n_files]);
-        return llm_fail(err, LLM_ERR_UNSUPPORTED, "%s: %zu tensors in one file, at most %d supported", path, n,
-                        LLM_MAX_TENSORS_PER_FILE);
+        return llm_fail(err, LLM_ERR_UNSUPPORTED, "%s: %zu tensors in one file, at most %d supported", path,
+                        n, LLM_MAX_TENSORS_PER_FILE);
     }
     m->n_files++;
     return LLM_OK;
@@ -67,7 +70,8 @@ static llm_status add_file(llm_model *m, const char *path, llm_error *err) {
 
 /* A shard name from the index must be a plain file name inside the model directory. */
 static int plain_file_name(const char *s, size_t len) {
-    if (len == 0 || len > 255 || memchr(s, '/', len) || memchr(s, '\\', len) || memchr(s, '\0', len)) return 0;
+    if (len == 0 || len > 255 || memchr(s, '/', len) || memchr(s, '\\', len) || memchr(s, '\0', len))
+        return 0;
     if ((len == 1 && s[0] == '.') || (len == 2 && s[0] == '.' && s[1] == '.')) return 0;
     return 1;
 }
@@ -99,23 +103,25 @@ static llm_status open_sharded(llm_model *m, const char *dir, const char *index_
         const llm_json *v = llm_json_value_at(map, i);
         size_t flen = 0;
         const char *fname = llm_json_string(v, &flen);
-        /* v's line:col, computed only on the way to an error: it scans the text up to v, so doing it for every
-         * entry would make a large index quadratic */
+        /* v's line:col, computed only on the way to an error: it scans the text up to v, so doing it for
+         * every entry would make a large index quadratic */
         int line = 0, col = 0;
         if (!fname || !plain_file_name(fname, flen)) {
             llm_json_line_col(text, len, llm_json_offset(v), &line, &col);
             size_t klen = 0;
             const char *key = llm_json_key_at(map, i, &klen);
             if (!fname)
-                st = llm_fail(err, LLM_ERR_BAD_FORMAT, "%s:%d:%d: shard of tensor '%.*s' is a %s, not a file name",
-                              index_path, line, col, (int)(klen > 200 ? 200 : klen), key,
+                st = llm_fail(err, LLM_ERR_BAD_FORMAT,
+                              "%s:%d:%d: shard of tensor '%.*s' is a %s, not a file name", index_path, line,
+                              col, (int)(klen > 200 ? 200 : klen), key,
                               llm_json_type_name(llm_json_type_of(v)));
             else
-                st = llm_fail(err, LLM_ERR_BAD_FORMAT,
-                              "%s:%d:%d: shard \"%.*s\" of tensor '%.*s' must be a plain file name in the model "
-                              "directory",
-                              index_path, line, col, (int)(flen > 200 ? 200 : flen), fname,
-                              (int)(klen > 200 ? 200 : klen), key);
+                st = llm_fail(
+                    err, LLM_ERR_BAD_FORMAT,
+                    "%s:%d:%d: shard \"%.*s\" of tensor '%.*s' must be a plain file name in the model "
+                    "directory",
+                    index_path, line, col, (int)(flen > 200 ? 200 : flen), fname,
+                    (int)(klen > 200 ? 200 : klen), key);
             break;
         }
         int seen = 0;
@@ -163,8 +169,9 @@ done:
                 int prev = llm_strmap_put(&m->tensor_index, m->files[f].tensors[t].name, TI_MAKE(f, t));
                 if (prev == -2) st = llm_fail(err, LLM_ERR_OUT_OF_MEMORY, "out of memory");
                 if (prev >= 0)
-                    st = llm_fail(err, LLM_ERR_BAD_FORMAT, "tensor '%s' appears in both %s and %s",
-                                  m->files[f].tensors[t].name, m->files[TI_FILE(prev)].path, m->files[f].path);
+                    st =
+                        llm_fail(err, LLM_ERR_BAD_FORMAT, "tensor '%s' appears in both %s and %s",
+                                 m->files[f].tensors[t].name, m->files[TI_FILE(prev)].path, m->files[f].path);
             }
         for (size_t i = 0; i < n && st == LLM_OK; i++) {
             size_t klen = 0;
@@ -172,7 +179,8 @@ done:
             const char *fname = llm_json_string(llm_json_value_at(map, i), NULL);
             char name[512];
             if (klen >= sizeof name) {
-                st = llm_fail(err, LLM_ERR_BAD_FORMAT, "%s: tensor name of %zu bytes is too long", index_path, klen);
+                st = llm_fail(err, LLM_ERR_BAD_FORMAT, "%s: tensor name of %zu bytes is too long", index_path,
+                              klen);
                 break;
             }
             memcpy(name, key, klen);
@@ -181,8 +189,9 @@ done:
             const char *actual = where >= 0 ? m->files[TI_FILE(where)].path : NULL;
             if (actual && strrchr(actual, '/')) actual = strrchr(actual, '/') + 1;
             if (!actual || strcmp(actual, fname) != 0)
-                st = llm_fail(err, LLM_ERR_BAD_FORMAT, "%s: weight_map says tensor '%s' is in %s, but %s%s", index_path,
-                              name, fname, actual ? "it is in " : "no shard has it", actual ? actual : "");
+                st = llm_fail(err, LLM_ERR_BAD_FORMAT, "%s: weight_map says tensor '%s' is in %s, but %s%s",
+                              index_path, name, fname, actual ? "it is in " : "no shard has it",
+                              actual ? actual : "");
         }
     }
     llm_json_doc_free(doc);
@@ -204,14 +213,14 @@ static llm_status open_weights(llm_model *m, const char *dir, llm_error *err) {
             int prev = llm_strmap_put(&m->tensor_index, m->files[0].tensors[t].name, TI_MAKE(0, t));
             if (prev == -2) return llm_fail(err, LLM_ERR_OUT_OF_MEMORY, "out of memory");
             if (prev >= 0)
-                return llm_fail(err, LLM_ERR_BAD_FORMAT, "%s: tensor '%s' is listed twice in the header", single,
-                                m->files[0].tensors[t].name);
+                return llm_fail(err, LLM_ERR_BAD_FORMAT, "%s: tensor '%s' is listed twice in the header",
+                                single, m->files[0].tensors[t].name);
         }
         return LLM_OK;
     }
     if (llm_file_exists(index)) return open_sharded(m, dir, index, err);
-    return llm_fail(err, LLM_ERR_NOT_FOUND, "%s: neither model.safetensors nor model.safetensors.index.json exists",
-                    dir);
+    return llm_fail(err, LLM_ERR_NOT_FOUND,
+                    "%s: neither model.safetensors nor model.safetensors.index.json exists", dir);
 }
 
 /* ---- binding tensors -------------------------------------------------------------------------- */
@@ -242,8 +251,9 @@ static llm_status bind(llm_tensor_source *src, llm_tensor *out, const char *name
     if (where < 0) {
         const char *from = m->n_files == 1 ? m->files[0].path : "any shard";
         if (rows)
-            return llm_fail(err, LLM_ERR_MISSING_TENSOR, "required tensor '%s' [%lld, %lld] is missing from %s", name,
-                            (long long)rows, (long long)cols, from);
+            return llm_fail(err, LLM_ERR_MISSING_TENSOR,
+                            "required tensor '%s' [%lld, %lld] is missing from %s", name, (long long)rows,
+                            (long long)cols, from);
         return llm_fail(err, LLM_ERR_MISSING_TENSOR, "required tensor '%s' [%lld] is missing from %s", name,
                         (long long)cols, from);
     }
@@ -252,20 +262,22 @@ static llm_status bind(llm_tensor_source *src, llm_tensor *out, const char *name
     int ok;
     llm_dtype dt = dtype_from_st(t->dtype, &ok);
     if (!ok)
-        return llm_fail(err, LLM_ERR_DTYPE_MISMATCH, "%s: tensor '%s' has dtype %s; expected BF16, F16 or F32",
-                        f->path, name, t->dtype);
+        return llm_fail(err, LLM_ERR_DTYPE_MISMATCH,
+                        "%s: tensor '%s' has dtype %s; expected BF16, F16 or F32", f->path, name, t->dtype);
     int shape_ok = rows ? (t->n_dims == 2 && t->shape[0] == rows && t->shape[1] == cols)
                         : (t->n_dims == 1 && t->shape[0] == cols);
     if (!shape_ok) {
         char got[160] = "";
         size_t pos = 0;
         for (int i = 0; i < t->n_dims && pos < sizeof got - 24; i++)
-            pos += (size_t)snprintf(got + pos, sizeof got - pos, "%s%lld", i ? ", " : "", (long long)t->shape[i]);
+            pos += (size_t)snprintf(got + pos, sizeof got - pos, "%s%lld", i ? ", " : "",
+                                    (long long)t->shape[i]);
         if (rows)
-            return llm_fail(err, LLM_ERR_SHAPE_MISMATCH, "%s: tensor '%s' has shape [%s], expected [%lld, %lld]",
-                            f->path, name, got, (long long)rows, (long long)cols);
-        return llm_fail(err, LLM_ERR_SHAPE_MISMATCH, "%s: tensor '%s' has shape [%s], expected [%lld]", f->path,
-                        name, got, (long long)cols);
+            return llm_fail(err, LLM_ERR_SHAPE_MISMATCH,
+                            "%s: tensor '%s' has shape [%s], expected [%lld, %lld]", f->path, name, got,
+                            (long long)rows, (long long)cols);
+        return llm_fail(err, LLM_ERR_SHAPE_MISMATCH, "%s: tensor '%s' has shape [%s], expected [%lld]",
+                        f->path, name, got, (long long)cols);
     }
     const void *data = t->data;
     size_t bytes = t->end - t->begin;
@@ -281,8 +293,8 @@ static llm_status bind(llm_tensor_source *src, llm_tensor *out, const char *name
         memcpy(copy, data, bytes);
         m->owned[m->n_owned++] = copy;
         data = copy;
-        llm_log(&m->log, LLM_LOG_DEBUG, "%s: tensor '%s' is misaligned in the file; using an aligned copy", f->path,
-                name);
+        llm_log(&m->log, LLM_LOG_DEBUG, "%s: tensor '%s' is misaligned in the file; using an aligned copy",
+                f->path, name);
     }
     out->data = data;
     out->dtype = dt;
@@ -307,10 +319,10 @@ static llm_status bind_layer(llm_model *m, llm_tensor_source *src, int il, llm_e
                   KVD = (int64_t)hp->n_head_kv * hp->head_dim;
     char n[160];
     llm_status st;
-#define BIND(field, suffix, rows, cols)                                                                              \
-    do {                                                                                                             \
-        snprintf(n, sizeof n, "model.layers.%d.%s", il, suffix);                                                     \
-        if ((st = src->get(src, &L->field, n, rows, cols, err)) != LLM_OK) return st;                               \
+#define BIND(field, suffix, rows, cols)                                                                      \
+    do {                                                                                                     \
+        snprintf(n, sizeof n, "model.layers.%d.%s", il, suffix);                                             \
+        if ((st = src->get(src, &L->field, n, rows, cols, err)) != LLM_OK) return st;                        \
     } while (0)
     BIND(attn_norm, "input_layernorm.weight", 0, D);
     BIND(wq, "self_attn.q_proj.weight", QD, D);
@@ -353,8 +365,8 @@ static void report_unexpected(bind_ctx *b) {
             if (strstr(name, "rotary_emb.inv_freq")) continue; /* recomputed buffer in old checkpoints */
             total++;
             if (reported++ < 8)
-                llm_log(&m->log, LLM_LOG_WARN, "%s: unexpected tensor '%s' is not used by %s", m->files[f].path, name,
-                        m->hp.architecture);
+                llm_log(&m->log, LLM_LOG_WARN, "%s: unexpected tensor '%s' is not used by %s",
+                        m->files[f].path, name, m->hp.architecture);
         }
     if (total > 8) llm_log(&m->log, LLM_LOG_WARN, "%d more unexpected tensors not listed", total - 8);
 }
@@ -400,7 +412,8 @@ llm_status llm_model_new(const llm_model_params *params, llm_model **out, llm_er
     *out = NULL;
     llm_model_params p = params ? *params : llm_model_default_params();
     if (p.backend == LLM_BACKEND_CUDA)
-        return llm_fail(err, LLM_ERR_BACKEND_UNAVAILABLE, "backend 'cuda' requested, but this build has no CUDA backend");
+        return llm_fail(err, LLM_ERR_BACKEND_UNAVAILABLE,
+                        "backend 'cuda' requested, but this build has no CUDA backend");
     if (p.backend != LLM_BACKEND_AUTO && p.backend != LLM_BACKEND_CPU)
         return llm_fail(err, LLM_ERR_INVALID_ARGUMENT, "unknown backend %d", (int)p.backend);
     if (p.n_threads < 0 || p.n_threads > 1024)
@@ -421,7 +434,10 @@ llm_status llm_model_new(const llm_model_params *params, llm_model **out, llm_er
 
 void llm_model_progress(const llm_model *m, double fraction) {
     if (!m->params.progress_fn) return;
-    m->params.progress_fn((float)(fraction < 0 ? 0 : fraction > 1 ? 1 : fraction), m->params.progress_user_data);
+    m->params.progress_fn((float)(fraction < 0   ? 0
+                                  : fraction > 1 ? 1
+                                                 : fraction),
+                          m->params.progress_user_data);
 }
 
 /* With a progress callback the weights are read through once, so the wait happens here, measured, rather
@@ -449,14 +465,16 @@ static llm_status load(const char *dir, const llm_model_params *params, llm_mode
 
     st = llm_hparams_load(dir, &m->hp, err);
     if (st == LLM_OK && m->hp.head_dim > 512)
-        st = llm_fail(err, LLM_ERR_UNSUPPORTED, "head_dim %d is larger than the supported 512", m->hp.head_dim);
+        st = llm_fail(err, LLM_ERR_UNSUPPORTED, "head_dim %d is larger than the supported 512",
+                      m->hp.head_dim);
     if (st == LLM_OK) st = open_weights(m, dir, err);
     if (st == LLM_OK) st = bind_all(m, err);
     if (st == LLM_OK) st = llm_model_load_text(m, dir, err);
     if (st == LLM_OK && m->weight_bytes > m->memory_limit) {
         char a[32], b[32];
         st = llm_fail(err, LLM_ERR_MEMORY_LIMIT, "weights need %s, more than the memory limit of %s",
-                      llm_format_bytes(m->weight_bytes, a, sizeof a), llm_format_bytes(m->memory_limit, b, sizeof b));
+                      llm_format_bytes(m->weight_bytes, a, sizeof a),
+                      llm_format_bytes(m->memory_limit, b, sizeof b));
     }
     if (st != LLM_OK) {
         llm_model_free(m);
@@ -466,8 +484,9 @@ static llm_status load(const char *dir, const llm_model_params *params, llm_mode
     if (m->params.progress_fn) prefetch_weights(m);
     llm_model_progress(m, 1);
     char wb[32];
-    llm_log(&m->log, LLM_LOG_INFO, "loaded %s from %s: %d layers, %llu parameters, %s of weights in %d file(s)",
-            m->hp.architecture, dir, m->hp.n_layer, (unsigned long long)m->n_params,
+    llm_log(&m->log, LLM_LOG_INFO,
+            "loaded %s from %s: %d layers, %llu parameters, %s of weights in %d file(s)", m->hp.architecture,
+            dir, m->hp.n_layer, (unsigned long long)m->n_params,
             llm_format_bytes(m->weight_bytes, wb, sizeof wb), m->n_files);
     *out = m;
     return LLM_OK;
@@ -503,7 +522,8 @@ void llm_model_get_info(const llm_model *m, llm_model_info *info) {
     info->n_ff = hp->n_ff;
     info->n_ctx_train = hp->n_ctx_train;
     info->rope_theta = hp->rope_theta;
-    snprintf(info->rope_type, sizeof info->rope_type, "%s", hp->rope_kind == LLM_ROPE_LLAMA3 ? "llama3" : "default");
+    snprintf(info->rope_type, sizeof info->rope_type, "%s",
+             hp->rope_kind == LLM_ROPE_LLAMA3 ? "llama3" : "default");
     info->rms_norm_eps = hp->rms_norm_eps;
     info->tied_embeddings = hp->tied_embeddings;
     info->has_qkv_bias = hp->qkv_bias;
@@ -517,7 +537,8 @@ void llm_model_get_info(const llm_model *m, llm_model_info *info) {
     info->n_tensors = m->n_tensors;
     info->weight_bytes = m->weight_bytes;
     memcpy(info->bytes_by_dtype, m->bytes_by_dtype, sizeof info->bytes_by_dtype);
-    info->kv_bytes_per_token = (uint64_t)hp->n_layer * 2u * (uint64_t)hp->n_head_kv * (uint64_t)hp->head_dim * 4u;
+    info->kv_bytes_per_token =
+        (uint64_t)hp->n_layer * 2u * (uint64_t)hp->n_head_kv * (uint64_t)hp->head_dim * 4u;
     info->backend = m->backend;
     info->n_threads = m->n_threads;
 }

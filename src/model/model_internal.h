@@ -29,9 +29,9 @@ struct llm_model {
 
     uint64_t n_params, n_tensors, weight_bytes;
     uint64_t bytes_by_dtype[LLM_DTYPE_COUNT];
-    uint64_t memory_limit; /* resolved: never 0 */
-    llm_tokenizer *tokenizer;          /* tokenizer.json of the directory, or NULL */
-    llm_chat_template *chat_template;  /* parsed chat template of the tokenizer config, or NULL */
+    uint64_t memory_limit;                   /* resolved: never 0 */
+    llm_tokenizer *tokenizer;                /* tokenizer.json of the directory, or NULL */
+    llm_chat_template *chat_template;        /* parsed chat template of the tokenizer config, or NULL */
     char chat_template_error[LLM_ERROR_CAP]; /* why chat_template is NULL, if the config has one */
     int n_engines;
     char last_error[LLM_ERROR_CAP];

@@ -38,7 +38,9 @@ void llm_model_free_text(llm_model *m) {
     m->tokenizer = NULL;
 }
 
-llm_tokenizer *llm_model_tokenizer(llm_model *model) { return model ? model->tokenizer : NULL; }
+llm_tokenizer *llm_model_tokenizer(llm_model *model) {
+    return model ? model->tokenizer : NULL;
+}
 
 /* The content of a special token as a JSON string value, or "" when the tokenizer names none. */
 static void append_special(llm_strbuf *sb, const char *key, llm_tokenizer *tok, llm_special_token which) {
@@ -53,7 +55,8 @@ static void append_special(llm_strbuf *sb, const char *key, llm_tokenizer *tok, 
 }
 
 /* Checks that text is one JSON value of the given type; fills err with where it is not. */
-static llm_status check_json(llm_model *m, const char *what, const char *text, size_t len, llm_json_type want) {
+static llm_status check_json(llm_model *m, const char *what, const char *text, size_t len,
+                             llm_json_type want) {
     llm_json_doc *doc = NULL;
     char jerr[300];
     if (llm_json_parse(text, len, &doc, jerr, sizeof jerr) != 0) {
@@ -63,8 +66,8 @@ static llm_status check_json(llm_model *m, const char *what, const char *text, s
     llm_json_type got = llm_json_type_of(llm_json_root(doc));
     llm_json_doc_free(doc);
     if (got != want) {
-        snprintf(m->last_error, sizeof m->last_error, "%s must be a JSON %s, not %s", what, llm_json_type_name(want),
-                 llm_json_type_name(got));
+        snprintf(m->last_error, sizeof m->last_error, "%s must be a JSON %s, not %s", what,
+                 llm_json_type_name(want), llm_json_type_name(got));
         return LLM_ERR_BAD_JSON;
     }
     return LLM_OK;
@@ -83,10 +86,12 @@ llm_status llm_model_apply_chat_template(llm_model *m, const char *messages_json
     }
     llm_status st = check_json(m, "messages", messages_json, messages_len, LLM_JSON_ARRAY);
     if (st == LLM_OK && tools_json) st = check_json(m, "tools", tools_json, tools_len, LLM_JSON_ARRAY);
-    if (st == LLM_OK && extra_vars_json) st = check_json(m, "extra variables", extra_vars_json, extra_len, LLM_JSON_OBJECT);
+    if (st == LLM_OK && extra_vars_json)
+        st = check_json(m, "extra variables", extra_vars_json, extra_len, LLM_JSON_OBJECT);
     if (st != LLM_OK) return st;
 
-    /* {"messages": ..., "tools": ..., "add_generation_prompt": ..., "bos_token": ..., "eos_token": ..., extra} */
+    /* {"messages": ..., "tools": ..., "add_generation_prompt": ..., "bos_token": ..., "eos_token": ...,
+     * extra} */
     llm_strbuf vars = {0};
     llm_strbuf_append_str(&vars, "{\"messages\":");
     llm_strbuf_append(&vars, messages_json, messages_len);
@@ -119,7 +124,8 @@ llm_status llm_model_apply_chat_template(llm_model *m, const char *messages_json
         return LLM_ERR_OUT_OF_MEMORY;
     }
     char err[LLM_ERROR_CAP];
-    st = llm_chat_template_render(m->chat_template, vars.data, vars.len, NULL, out, cap, out_len, err, sizeof err);
+    st = llm_chat_template_render(m->chat_template, vars.data, vars.len, NULL, out, cap, out_len, err,
+                                  sizeof err);
     llm_strbuf_free(&vars);
     if (st != LLM_OK && st != LLM_ERR_BUFFER_TOO_SMALL)
         snprintf(m->last_error, sizeof m->last_error, "chat template: %s", err);

@@ -1206,7 +1206,8 @@ int tpl_apply_filter(tpl_ctx *c, const tpl_node *n, int id, tv in, const tv *arg
                 *out = in;
                 return 0;
             }
-            return tpl_fail(c, n, LLM_ERR_BAD_FORMAT, "'%s' object has no attribute 'rsplit'", tv_type_name(in));
+            return tpl_fail(c, n, LLM_ERR_BAD_FORMAT, "'%s' object has no attribute 'rsplit'",
+                            tv_type_name(in));
         }
         return do_truncate(c, n, in, v, got, out);
     case F_UNIQUE: {

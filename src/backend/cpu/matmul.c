@@ -17,8 +17,9 @@
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(LLM_NO_TARGET_CLONES)
 __attribute__((target_clones("avx512f", "avx2", "default")))
 #endif
-static void dot4(const float *restrict w0, const float *restrict w1, const float *restrict w2,
-                 const float *restrict w3, const float *restrict x, int64_t k, float out[4]) {
+static void
+dot4(const float *restrict w0, const float *restrict w1, const float *restrict w2, const float *restrict w3,
+     const float *restrict x, int64_t k, float out[4]) {
     float a0[LANES] = {0}, a1[LANES] = {0}, a2[LANES] = {0}, a3[LANES] = {0};
     int64_t i = 0;
     for (; i + LANES <= k; i += LANES) {
@@ -57,8 +58,9 @@ static void dot4(const float *restrict w0, const float *restrict w1, const float
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(LLM_NO_TARGET_CLONES)
 __attribute__((target_clones("avx512f", "avx2", "default")))
 #endif
-static void dot4_bf16(const uint16_t *restrict w0, const uint16_t *restrict w1, const uint16_t *restrict w2,
-                      const uint16_t *restrict w3, const float *restrict x, int64_t k, float out[4]) {
+static void
+dot4_bf16(const uint16_t *restrict w0, const uint16_t *restrict w1, const uint16_t *restrict w2,
+          const uint16_t *restrict w3, const float *restrict x, int64_t k, float out[4]) {
     float a0[LANES] = {0}, a1[LANES] = {0}, a2[LANES] = {0}, a3[LANES] = {0};
     int64_t i = 0;
     for (; i + LANES <= k; i += LANES) {
@@ -123,7 +125,8 @@ static void matmul_task(void *p, int ith, int nth) {
                 float res[LLM_CPU_MATMUL_TILE];
                 dot4_bf16(wr16[0], wr16[1], wr16[2], wr16[3], a->x + (size_t)t * k, k, res);
                 float *o = a->out + (size_t)t * m + r0;
-                for (int r = 0; r < rows; r++) o[r] = res[r] + (a->bias ? llm_cpu_elem_f32(a->bias, r0 + r) : 0.0f);
+                for (int r = 0; r < rows; r++)
+                    o[r] = res[r] + (a->bias ? llm_cpu_elem_f32(a->bias, r0 + r) : 0.0f);
             }
             continue;
         }
@@ -143,7 +146,8 @@ static void matmul_task(void *p, int ith, int nth) {
     }
 }
 
-void llm_cpu_matmul(llm_backend *be, float *out, const float *x, const llm_tensor *w, const llm_tensor *bias, int n) {
+void llm_cpu_matmul(llm_backend *be, float *out, const float *x, const llm_tensor *w, const llm_tensor *bias,
+                    int n) {
     llm_backend_cpu *cpu = llm_cpu(be);
     LLM_ASSERT(w->cols <= cpu->max_row);
     matmul_args a = {cpu, out, x, w, bias, n};

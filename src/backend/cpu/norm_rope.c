@@ -3,7 +3,8 @@
 
 #include "backend/cpu/cpu_internal.h"
 
-void llm_cpu_rmsnorm(llm_backend *be, float *out, const float *x, const llm_tensor *w, int rows, int dim, float eps) {
+void llm_cpu_rmsnorm(llm_backend *be, float *out, const float *x, const llm_tensor *w, int rows, int dim,
+                     float eps) {
     llm_backend_cpu *cpu = llm_cpu(be);
     /* The weight vector is widened once per call into the thread-0 scratch (the call runs on the
      * calling thread, which is thread 0 of the pool). */
