@@ -74,34 +74,14 @@ static llm_status render_tokens(llm_model *model, conversation *c, int32_t **ids
     llm_strbuf msgs = {0};
     llm_strbuf_append(&msgs, c->json.data, c->json.len);
     llm_strbuf_append_char(&msgs, ']');
-    size_t need = 0;
     char *text = NULL;
-    llm_status st =
-        llm_model_apply_chat_template(model, msgs.data, msgs.len, NULL, 0, 1, NULL, 0, NULL, 0, &need);
-    if (st == LLM_ERR_BUFFER_TOO_SMALL) {
-        text = malloc(need + 1);
-        st = text ? llm_model_apply_chat_template(model, msgs.data, msgs.len, NULL, 0, 1, NULL, 0, text,
-                                                  need + 1, &need)
-                  : LLM_ERR_OUT_OF_MEMORY;
-    }
+    size_t len = 0;
+    int rc = cli_render_chat(model, msgs.data, msgs.len, &text, &len);
     llm_strbuf_free(&msgs);
-    if (st != LLM_OK) {
-        free(text);
-        cli_error("%s", llm_model_last_error(model));
-        return st;
-    }
-    llm_tokenizer *tok = llm_model_tokenizer(model);
-    size_t n_ids = 0;
-    st = llm_tokenize(tok, text, need, LLM_TOKENIZE_PARSE_SPECIAL, NULL, 0, &n_ids);
-    *ids = malloc((n_ids ? n_ids : 1) * sizeof **ids);
-    if (*ids) st = llm_tokenize(tok, text, need, LLM_TOKENIZE_PARSE_SPECIAL, *ids, n_ids, &n_ids);
+    if (rc == 0)
+        rc = cli_tokenize_text(model, "the conversation", text, len, LLM_TOKENIZE_PARSE_SPECIAL, ids, n);
     free(text);
-    if (!*ids || st != LLM_OK) {
-        cli_error("tokenizing the conversation: %s", llm_tokenizer_last_error(tok));
-        return st != LLM_OK ? st : LLM_ERR_OUT_OF_MEMORY;
-    }
-    *n = n_ids;
-    return LLM_OK;
+    return rc ? LLM_ERR_INVALID_ARGUMENT : LLM_OK;
 }
 
 int cli_chat(int argc, char **argv) {

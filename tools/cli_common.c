@@ -219,6 +219,48 @@ char *cli_messages_json(const char *system, const char *user) {
     return llm_strbuf_detach(&sb, NULL);
 }
 
+int cli_render_chat(llm_model *model, const char *messages_json, size_t len, char **text, size_t *text_len) {
+    size_t need = 0;
+    *text = NULL;
+    llm_status st =
+        llm_model_apply_chat_template(model, messages_json, len, NULL, 0, 1, NULL, 0, NULL, 0, &need);
+    if (st == LLM_ERR_BUFFER_TOO_SMALL) {
+        *text = malloc(need + 1);
+        st = *text ? llm_model_apply_chat_template(model, messages_json, len, NULL, 0, 1, NULL, 0, *text,
+                                                   need + 1, &need)
+                   : LLM_ERR_OUT_OF_MEMORY;
+    }
+    if (st != LLM_OK) {
+        free(*text);
+        *text = NULL;
+        return cli_error("%s", st == LLM_ERR_OUT_OF_MEMORY ? "out of memory" : llm_model_last_error(model)),
+               -1;
+    }
+    *text_len = need;
+    return 0;
+}
+
+int cli_tokenize_text(llm_model *model, const char *what, const char *text, size_t len, unsigned flags,
+                      int32_t **ids, size_t *n) {
+    llm_tokenizer *tok = llm_model_tokenizer(model);
+    *ids = NULL;
+    if (!tok) return cli_error("the model directory has no tokenizer.json"), -1;
+    size_t need = 0;
+    llm_status st = llm_tokenize(tok, text, len, flags, NULL, 0, &need);
+    if (st == LLM_OK || st == LLM_ERR_BUFFER_TOO_SMALL) {
+        *ids = malloc((need ? need : 1) * sizeof **ids);
+        st = *ids ? llm_tokenize(tok, text, len, flags, *ids, need, &need) : LLM_ERR_OUT_OF_MEMORY;
+    }
+    if (st != LLM_OK || need == 0) {
+        free(*ids);
+        *ids = NULL;
+        if (st != LLM_OK) return cli_error("tokenizing %s: %s", what, llm_tokenizer_last_error(tok)), -1;
+        return cli_error("%s is empty after tokenization", what), -1;
+    }
+    *n = need;
+    return 0;
+}
+
 double cli_now_ms(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);

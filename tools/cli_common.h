@@ -43,6 +43,15 @@ void cli_default_sampling(llm_sampling_params *sp);
 /* A JSON array of OpenAI messages: an optional system message and one user message (malloc'd). */
 char *cli_messages_json(const char *system, const char *user);
 
+/* Renders messages (a JSON array) through the model's chat template with the generation prompt into a
+ * malloc'd *text. Returns 0, or prints the error and returns -1. */
+int cli_render_chat(llm_model *model, const char *messages_json, size_t len, char **text, size_t *text_len);
+
+/* Tokenizes text with the model's tokenizer into a malloc'd *ids (at least one id). Returns 0, or
+ * prints the error (naming `what`) and returns -1. */
+int cli_tokenize_text(llm_model *model, const char *what, const char *text, size_t len, unsigned flags,
+                      int32_t **ids, size_t *n);
+
 /* Monotonic milliseconds. */
 double cli_now_ms(void);
 

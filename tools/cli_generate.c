@@ -38,46 +38,19 @@ static int print_event(const llm_generate_event *ev, void *user) {
  * or a one-turn conversation through the chat template. */
 static int prompt_tokens(llm_model *model, const char *prompt, const char *system, int chat, int32_t **out,
                          size_t *n) {
-    llm_tokenizer *tok = llm_model_tokenizer(model);
-    if (!tok) return cli_error("the model directory has no tokenizer.json");
+    if (!chat)
+        return cli_tokenize_text(model, "the prompt", prompt, strlen(prompt),
+                                 LLM_TOKENIZE_ADD_SPECIAL | LLM_TOKENIZE_PARSE_SPECIAL, out, n);
+    char *msgs = cli_messages_json(system, prompt);
+    if (!msgs) return cli_error("out of memory");
     char *text = NULL;
-    size_t text_len = strlen(prompt);
-    unsigned flags = LLM_TOKENIZE_ADD_SPECIAL | LLM_TOKENIZE_PARSE_SPECIAL;
-    if (chat) {
-        char *msgs = cli_messages_json(system, prompt);
-        if (!msgs) return cli_error("out of memory");
-        size_t need = 0;
-        llm_status st =
-            llm_model_apply_chat_template(model, msgs, strlen(msgs), NULL, 0, 1, NULL, 0, NULL, 0, &need);
-        if (st == LLM_ERR_BUFFER_TOO_SMALL && (text = malloc(need + 1)) != NULL)
-            st = llm_model_apply_chat_template(model, msgs, strlen(msgs), NULL, 0, 1, NULL, 0, text, need + 1,
-                                               &need);
-        free(msgs);
-        if (st != LLM_OK) {
-            free(text);
-            return cli_error("%s", llm_model_last_error(model));
-        }
-        prompt = text;
-        text_len = need;
-        flags = LLM_TOKENIZE_PARSE_SPECIAL; /* the template writes BOS itself */
-    }
-    size_t need = 0;
-    llm_status st = llm_tokenize(tok, prompt, text_len, flags, NULL, 0, &need);
-    int32_t *ids =
-        (st == LLM_OK || st == LLM_ERR_BUFFER_TOO_SMALL) ? malloc((need ? need : 1) * sizeof *ids) : NULL;
-    if (ids) st = llm_tokenize(tok, prompt, text_len, flags, ids, need, &need);
+    size_t len = 0;
+    int rc = cli_render_chat(model, msgs, strlen(msgs), &text, &len);
+    free(msgs);
+    /* the template writes BOS itself: no post-processor */
+    if (rc == 0) rc = cli_tokenize_text(model, "the prompt", text, len, LLM_TOKENIZE_PARSE_SPECIAL, out, n);
     free(text);
-    if (!ids || st != LLM_OK) {
-        free(ids);
-        return cli_error("tokenizing the prompt: %s", llm_tokenizer_last_error(tok));
-    }
-    if (need == 0) {
-        free(ids);
-        return cli_error("the prompt is empty after tokenization");
-    }
-    *out = ids;
-    *n = need;
-    return 0;
+    return rc ? 1 : 0;
 }
 
 int cli_generate(int argc, char **argv) {
