@@ -268,21 +268,46 @@ typedef struct llm_engine_info {
     uint64_t kv_bytes;       /* KV cache allocation */
     uint64_t scratch_bytes;  /* activation arena */
     uint64_t footprint_bytes; /* weights + KV + scratch */
+    /* Prefix cache (see "Prefix caching" below). kv_blocks_used counts blocks referenced by live
+     * sequences; kv_blocks_cached those no sequence references that still hold a registered prefix
+     * (reusable, evicted on demand); kv_blocks_total - used - cached are free. */
+    int32_t kv_blocks_cached;
+    uint64_t prefix_lookup_tokens; /* prefill tokens submitted to a prefix lookup */
+    uint64_t prefix_hit_tokens;    /* of those, tokens whose computation was skipped (blocks reused) */
+    uint64_t computed_tokens;      /* token rows actually run through the model (prefill + decode) */
 } llm_engine_info;
+
+/* Prefix caching (automatic, always on). The KV pool doubles as a cache of computed prefixes:
+ * - Every FULL block of a sequence (kv_block_size positions) is registered under a hash of the
+ *   previous block's hash and its token ids once a prefill or decode has filled it. The hash is only a
+ *   shortcut: a lookup also compares the block's token ids and its parent block, so a hash collision
+ *   can never make a sequence reuse another prefix's keys and values.
+ * - When llm_prefill starts at a block boundary (a fresh sequence, or one whose length is a multiple
+ *   of kv_block_size), the leading full blocks of the new tokens that are already registered after
+ *   the same prefix are attached to the sequence (shared, reference counted) instead of computed.
+ *   The last new token is always computed (whatever the logits mode), and LLM_LOGITS_ALL computes
+ *   every row. The CPU kernels are batch invariant, so logits equal those of an uncached run.
+ * - Shared blocks are immutable: a sequence writes only into its own last partial block (one that is
+ *   still shared after llm_seq_truncate is copied first).
+ * - A block no sequence references any more stays cached (kv_blocks_cached) until its memory is
+ *   needed; then the least recently released cached block is evicted. Blocks of live sequences are
+ *   never evicted, so the budget available to new tokens is free + cached blocks. */
 
 /* Fills *info. Never fails; engine and info must not be NULL. */
 void llm_engine_get_info(const llm_engine *engine, llm_engine_info *info);
 
 /* Works out what llm_engine_create(model, params) would allocate, without allocating: fills *info
- * (kv_blocks_used and n_seqs are 0). Returns what llm_engine_create would for invalid parameters or
- * an exceeded memory limit (message in llm_model_last_error), else LLM_OK. */
+ * (kv_blocks_used, n_seqs, kv_blocks_cached and the prefix-cache counters are 0). Returns what
+ * llm_engine_create would for invalid parameters or an exceeded memory limit (message in
+ * llm_model_last_error), else LLM_OK. */
 llm_status llm_engine_estimate(llm_model *model, const llm_engine_params *params, llm_engine_info *info);
 
 /* Creates an empty sequence. *out receives its id.
  * Returns LLM_OK or LLM_ERR_TOO_MANY_SEQUENCES. */
 llm_status llm_seq_create(llm_engine *engine, llm_seq_id *out);
 
-/* Frees a sequence and returns its KV blocks. Unknown ids are ignored (like free(NULL)). */
+/* Frees a sequence and returns its KV blocks (its full, registered blocks stay cached for later
+ * prefills until evicted). Unknown ids are ignored (like free(NULL)). */
 void llm_seq_free(llm_engine *engine, llm_seq_id seq);
 
 /* Number of tokens the sequence holds (its next position). -1 for an unknown id. */
@@ -700,6 +725,116 @@ typedef struct llm_generate_result {
  * (the message names the parameter), LLM_ERR_UNSUPPORTED when the model has no tokenizer. */
 llm_status llm_generate(llm_engine *engine, llm_seq_id seq, const int32_t *prompt, size_t n_prompt,
                         const llm_generate_params *params, llm_generate_result *result);
+
+/* ---------------------------------------------------------------------------------------------- */
+/* Runner: continuous batching on a thread of its own                                              */
+
+/* A runner owns an engine and runs its loop on a thread it starts. Requests are submitted (and
+ * cancelled) from any thread; each step of the loop
+ *   1. admits queued requests, oldest first, up to max_running (one sequence each),
+ *   2. decodes one token for every running request past its prompt, all in ONE llm_decode call,
+ *   3. gives prefill chunks to requests still reading their prompt, at most step_token_budget tokens
+ *      in all (LLM_LOGITS_LAST on a prompt's final chunk, LLM_LOGITS_NONE before),
+ *   4. samples each request that got logits with its own sampler, streams the text and finishes those
+ *      that hit EOS, a stop string, max_tokens or a cancel.
+ * When the KV budget runs out (LLM_ERR_KV_FULL), the most recently admitted running request is
+ * preempted: its sequence is freed and it goes back to the FRONT of the queue; when admitted again it
+ * prefills its prompt plus the tokens it already generated, so its output continues seamlessly (no text
+ * is streamed twice) and is token for token what it would have been (the CPU kernels are batch
+ * invariant and its sampler keeps its state). The loop sleeps on a condition variable when idle.
+ *
+ * Threads: on_event and on_done of every request are called from the runner thread, with no runner
+ * lock held: they may call llm_runner_submit, llm_runner_cancel and llm_runner_get_stats (never
+ * llm_runner_free or llm_runner_wait_idle). A slow callback delays every request of the runner.
+ * While the runner lives, the engine and the model's tokenizer (llm_model_tokenizer) belong to the
+ * runner thread: do not use them from other threads (tokenize prompts with a tokenizer of your own). */
+
+typedef struct llm_runner llm_runner;
+typedef int64_t llm_request_id; /* > 0; unique within a runner, never reused */
+
+typedef struct llm_runner_params {
+    int32_t max_running;       /* requests holding a sequence at once; 0 = the engine's n_seq_max
+                                  (larger values are clipped to it). Default 0 */
+    int32_t step_token_budget; /* prompt tokens prefilled per step, across requests; 0 = the engine's
+                                  max_batch_tokens. Default 0 */
+} llm_runner_params;
+
+/* Defaults as documented on each field. Never fails. */
+llm_runner_params llm_runner_default_params(void);
+
+/* Starts a runner over engine.
+ * engine: borrowed; must outlive the runner, and must not be used by the caller (nor by another
+ *         runner) until llm_runner_free returns. Its model must have a tokenizer. Sequences created
+ *         before take slots and KV blocks the runner then cannot use.
+ * params: may be NULL for defaults; borrowed for the call.
+ * *out:   the runner (caller owns; free with llm_runner_free), NULL on failure.
+ * Returns LLM_OK, LLM_ERR_INVALID_ARGUMENT (negative parameters), LLM_ERR_UNSUPPORTED (the model has
+ * no tokenizer), LLM_ERR_OUT_OF_MEMORY, LLM_ERR_INTERNAL (the thread could not start); the message is
+ * in llm_engine_last_error(engine). */
+llm_status llm_runner_create(llm_engine *engine, const llm_runner_params *params, llm_runner **out);
+
+/* Called exactly once per accepted request, from the runner thread, after its last on_event:
+ * when it finishes, is cancelled (result->finish LLM_FINISH_CANCELLED, also when it never ran), or
+ * fails. status: LLM_OK whatever the finish reason, else the error (LLM_ERR_BACKEND, LLM_ERR_KV_FULL
+ * when the request alone does not fit the KV budget, LLM_ERR_TOO_MANY_SEQUENCES when no sequence slot
+ * can ever be had, LLM_ERR_OUT_OF_MEMORY, ...) with result->finish LLM_FINISH_NONE and a message in
+ * error. result: as llm_generate's (ttft_ms counts from the submit, prefill_ms from the first
+ * admission to the prompt's logits; preemptions are included in the times). result and error are
+ * valid only during the call; error is "" on success. user_data is the request's gen.user_data. */
+typedef void (*llm_request_done_fn)(llm_request_id id, llm_status status, const llm_generate_result *result,
+                                    const char *error, void *user_data);
+
+typedef struct llm_request {
+    const int32_t *prompt; /* n_prompt >= 1 ids in [0, n_vocab); copied by llm_runner_submit */
+    size_t n_prompt;
+    /* As for llm_generate, with these differences: stop strings and sampling.logit_bias are copied by
+     * llm_runner_submit; on_event is called from the runner thread with the events llm_generate
+     * would give (a nonzero return cancels the request); cancel, when set, must stay valid until
+     * on_done has returned, and is checked before every sample. */
+    llm_generate_params gen;
+    llm_request_done_fn on_done; /* optional; gets gen.user_data */
+} llm_request;
+
+/* Queues a request (FIFO). Thread-safe. *out (may be NULL) receives its id.
+ * err: optional caller buffer for a one-line message (NUL-terminated when err_cap > 0).
+ * Returns LLM_OK, LLM_ERR_INVALID_ARGUMENT (empty prompt, a token out of range, bad sampling or
+ * generation parameters: the message names them), LLM_ERR_CONTEXT_FULL (n_prompt + max_tokens exceeds
+ * the engine's n_ctx: the message gives both numbers), LLM_ERR_KV_FULL (the request alone would need
+ * more KV blocks than the engine has), LLM_ERR_OUT_OF_MEMORY. A refused request gets no on_done. */
+llm_status llm_runner_submit(llm_runner *runner, const llm_request *request, llm_request_id *out, char *err,
+                             size_t err_cap);
+
+/* Cancels a request, queued or running (mid-prefill or mid-decode). Thread-safe. Its sequence is
+ * freed within one step and on_done reports LLM_FINISH_CANCELLED (a request that finishes otherwise
+ * in the same step may still report its own reason). Returns LLM_OK, or LLM_ERR_NOT_FOUND when no
+ * live request has that id (it already finished: harmless). */
+llm_status llm_runner_cancel(llm_runner *runner, llm_request_id id);
+
+/* Blocks until no request is queued or running and every on_done has returned. Thread-safe, but
+ * must not be called from a callback of this runner. Requests submitted meanwhile are waited for. */
+void llm_runner_wait_idle(llm_runner *runner);
+
+typedef struct llm_runner_stats {
+    int32_t running;      /* requests holding a sequence */
+    int32_t queued;       /* waiting for admission (preempted ones included) */
+    uint64_t submitted;   /* accepted by llm_runner_submit */
+    uint64_t completed;   /* finished with LLM_OK and a reason other than cancelled */
+    uint64_t cancelled;   /* finished as LLM_FINISH_CANCELLED */
+    uint64_t failed;      /* finished with an error status */
+    uint64_t preempted;   /* preemptions (a request may be preempted several times) */
+    uint64_t steps;       /* loop steps that ran the engine */
+    uint64_t decode_calls;  /* llm_decode calls that succeeded */
+    uint64_t decode_tokens; /* tokens they decoded (decode_tokens / decode_calls = mean batch) */
+    uint64_t prefill_tokens; /* prompt tokens prefilled, recomputation after preemption included */
+} llm_runner_stats;
+
+/* A consistent snapshot. Thread-safe. */
+void llm_runner_get_stats(llm_runner *runner, llm_runner_stats *stats);
+
+/* Cancels every request (each gets its on_done, from the runner thread), stops and joins the thread
+ * and frees the runner; every sequence the runner created is freed, and the engine is the caller's
+ * again. Must not be called from a callback of this runner. NULL is a no-op. */
+void llm_runner_free(llm_runner *runner);
 
 #ifdef __cplusplus
 }

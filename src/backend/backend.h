@@ -63,6 +63,9 @@ typedef struct llm_backend_ops {
     void (*release)(llm_backend *be, void *p);
     /* Copies n floats of backend memory to host memory (and waits for them). */
     void (*to_host)(llm_backend *be, float *dst, const float *src, size_t n);
+    /* Copies bytes of backend memory to backend memory (non-overlapping), e.g. a KV block on
+     * copy-on-write. */
+    void (*copy)(llm_backend *be, void *dst, const void *src, size_t bytes);
 
     /* out[T][D] = table[ids[t]] (table: [V][D]) */
     void (*embed)(llm_backend *be, float *out, const llm_tensor *table, const int32_t *ids, int n);

@@ -18,6 +18,15 @@ typedef struct seq_slot {
     int32_t n_blocks;
     int32_t *blocks;     /* [max_blocks_per_seq] */
     int32_t *tokens;     /* [n_ctx]: the ids whose keys/values the blocks hold */
+    /* Prefix-cache chain of the full blocks 0..n_chain-1 (n_chain == n_tokens / block_size between
+     * calls): bhash[i] hashes (bhash[i-1], ids of block i); canon[i] is the registered block holding
+     * that exact prefix (this sequence's own block, one it attached, or an equal block registered
+     * first by another sequence), -1 if none, valid while its epoch is canon_epoch[i]. Block i+1 is
+     * registered as canon[i]'s child. */
+    uint64_t *bhash;       /* [max_blocks_per_seq] */
+    int32_t *canon;        /* [max_blocks_per_seq] */
+    uint32_t *canon_epoch; /* [max_blocks_per_seq] */
+    int32_t n_chain;
 } seq_slot;
 
 struct llm_engine {
@@ -37,6 +46,7 @@ struct llm_engine {
     int32_t *new_blocks;  /* [n_seq_max]: blocks taken by the call in flight, for rollback */
     uint8_t *mark;        /* [n_seq_max] */
     uint64_t scratch_bytes, kv_bytes, footprint;
+    uint64_t prefix_lookup_tokens, prefix_hit_tokens, computed_tokens;
     llm_error err;
 };
 
@@ -68,6 +78,9 @@ void llm_engine_free(llm_engine *e) {
         for (int32_t i = 0; i < e->p.n_seq_max; i++) {
             free(e->seqs[i].blocks);
             free(e->seqs[i].tokens);
+            free(e->seqs[i].bhash);
+            free(e->seqs[i].canon);
+            free(e->seqs[i].canon_epoch);
         }
     free(e->seqs);
     if (e->be) {
@@ -228,7 +241,11 @@ llm_status llm_engine_create(llm_model *model, const llm_engine_params *params, 
     for (int32_t i = 0; ok && i < p.n_seq_max; i++) {
         e->seqs[i].blocks = malloc((size_t)e->max_blocks_per_seq * sizeof(int32_t));
         e->seqs[i].tokens = malloc((size_t)p.n_ctx * sizeof(int32_t));
-        ok = e->seqs[i].blocks != NULL && e->seqs[i].tokens != NULL;
+        e->seqs[i].bhash = malloc((size_t)e->max_blocks_per_seq * sizeof(uint64_t));
+        e->seqs[i].canon = malloc((size_t)e->max_blocks_per_seq * sizeof(int32_t));
+        e->seqs[i].canon_epoch = malloc((size_t)e->max_blocks_per_seq * sizeof(uint32_t));
+        ok = e->seqs[i].blocks && e->seqs[i].tokens && e->seqs[i].bhash && e->seqs[i].canon &&
+             e->seqs[i].canon_epoch;
     }
     if (!ok) {
         st = llm_fail(err, LLM_ERR_OUT_OF_MEMORY, "out of memory");
@@ -255,6 +272,10 @@ void llm_engine_get_info(const llm_engine *e, llm_engine_info *info) {
     plan_info(&plan, info);
     info->kv_blocks_used = llm_kv_blocks_used(&e->kv);
     info->n_seqs = e->n_live;
+    info->kv_blocks_cached = e->kv.n_cached;
+    info->prefix_lookup_tokens = e->prefix_lookup_tokens;
+    info->prefix_hit_tokens = e->prefix_hit_tokens;
+    info->computed_tokens = e->computed_tokens;
 }
 
 /* ---- sequences ---------------------------------------------------------------------------------- */
@@ -278,6 +299,7 @@ llm_status llm_seq_create(llm_engine *e, llm_seq_id *out) {
         if (s->generation == 0) s->generation = 1;
         s->n_tokens = 0;
         s->n_blocks = 0;
+        s->n_chain = 0;
         e->n_live++;
         *out = (llm_seq_id)(((int32_t)s->generation << LLM_SEQ_SLOT_BITS) | (i + 1));
         return LLM_OK;
@@ -289,8 +311,10 @@ void llm_seq_free(llm_engine *e, llm_seq_id id) {
     if (!e) return;
     seq_slot *s = find_seq(e, id);
     if (!s) return;
-    for (int32_t b = 0; b < s->n_blocks; b++) llm_kv_block_unref(&e->kv, s->blocks[b]);
+    /* last block first: the LRU then evicts a prefix's tail before its head */
+    for (int32_t b = s->n_blocks - 1; b >= 0; b--) llm_kv_block_unref(&e->kv, s->blocks[b]);
     s->n_blocks = 0;
+    s->n_chain = 0;
     s->n_tokens = 0;
     s->used = 0;
     e->n_live--;
@@ -317,6 +341,9 @@ llm_status llm_seq_truncate(llm_engine *e, llm_seq_id id, int32_t n_tokens) {
                            n_tokens);
     s->n_tokens = n_tokens;
     shrink_blocks(e, s, (n_tokens + e->p.kv_block_size - 1) / e->p.kv_block_size);
+    if (s->n_chain > n_tokens / e->p.kv_block_size) s->n_chain = n_tokens / e->p.kv_block_size;
+    /* A now-partial last block may still be registered or shared; it is made private (unregistered, or
+     * copied) only when the sequence next writes into it, so truncating never needs a free block. */
     return LLM_OK;
 }
 
@@ -343,13 +370,112 @@ void llm_engine_debug_set_query_rope_offset(llm_engine *e, int offset) { e->fwd.
 static int reserve_blocks(llm_engine *e, seq_slot *s, int32_t n_tokens) {
     const int32_t want = (n_tokens + e->p.kv_block_size - 1) / e->p.kv_block_size;
     const int32_t had = s->n_blocks;
-    if (want - had > e->kv.n_free) return -1;
+    if (want - had > llm_kv_blocks_available(&e->kv)) return -1;
     while (s->n_blocks < want) s->blocks[s->n_blocks++] = llm_kv_block_alloc(&e->kv);
     return 0;
 }
 
 static void shrink_blocks(llm_engine *e, seq_slot *s, int32_t n_blocks) {
     while (s->n_blocks > n_blocks) llm_kv_block_unref(&e->kv, s->blocks[--s->n_blocks]);
+}
+
+/* ---- prefix cache ------------------------------------------------------------------------------- */
+
+/* The parent identity of full block `level` of s: its chain hash and registered block. 0 when the
+ * chain is broken (the parent prefix is not, or no longer, registered): nothing below it can match. */
+static int chain_parent(const llm_engine *e, const seq_slot *s, int32_t level, uint64_t *ph, int32_t *pb,
+                        uint32_t *pe) {
+    if (level == 0) {
+        *ph = LLM_KV_HASH_ROOT, *pb = -1, *pe = 0;
+        return 1;
+    }
+    const int32_t c = s->canon[level - 1];
+    if (c < 0 || !e->kv.hashed[c] || e->kv.epoch[c] != s->canon_epoch[level - 1]) return 0;
+    *ph = s->bhash[level - 1], *pb = c, *pe = s->canon_epoch[level - 1];
+    return 1;
+}
+
+/* s ends at a block boundary and is about to get tokens[]: attaches the longest run of registered
+ * blocks that hold exactly the next full blocks of tokens, skipping at most max_skip tokens. Each
+ * attached block gains a reference (leaving the LRU if it was cached). Returns the tokens skipped. */
+static int32_t attach_cached_prefix(llm_engine *e, seq_slot *s, const int32_t *tokens, int32_t max_skip) {
+    const int32_t bs = e->p.kv_block_size;
+    int32_t skipped = 0;
+    while (skipped + bs <= max_skip) {
+        const int32_t level = s->n_blocks;
+        LLM_ASSERT(level == s->n_chain && level == (s->n_tokens + skipped) / bs);
+        uint64_t ph;
+        int32_t pb;
+        uint32_t pe;
+        if (!chain_parent(e, s, level, &ph, &pb, &pe)) break;
+        const uint64_t h = llm_kv_hash(&e->kv, ph, tokens + skipped);
+        const int32_t c = llm_kv_lookup(&e->kv, h, pb, pe, tokens + skipped);
+        if (c < 0) break;
+        llm_kv_block_ref(&e->kv, c);
+        s->blocks[s->n_blocks++] = c;
+        s->bhash[level] = h, s->canon[level] = c, s->canon_epoch[level] = e->kv.epoch[c];
+        s->n_chain = level + 1;
+        skipped += bs;
+    }
+    return skipped;
+}
+
+/* Registers s's full blocks n_chain.. (after a forward pass filled them). A block whose prefix is
+ * already registered elsewhere stays unregistered (a duplicate); the chain then continues through the
+ * registered one, so later blocks remain findable. */
+static void register_full_blocks(llm_engine *e, seq_slot *s) {
+    const int32_t bs = e->p.kv_block_size;
+    for (int32_t level = s->n_chain; level < s->n_tokens / bs; level++) {
+        const int32_t *ids = s->tokens + (size_t)level * bs;
+        const int32_t b = s->blocks[level];
+        uint64_t ph;
+        int32_t pb;
+        uint32_t pe;
+        s->canon[level] = -1;
+        s->bhash[level] = 0;
+        if (chain_parent(e, s, level, &ph, &pb, &pe)) {
+            const uint64_t h = llm_kv_hash(&e->kv, ph, ids);
+            int32_t c = e->kv.hashed[b] ? b : llm_kv_lookup(&e->kv, h, pb, pe, ids);
+            if (c < 0) {
+                llm_kv_register(&e->kv, b, h, ph, pb, pe, ids);
+                c = b;
+            }
+            s->bhash[level] = h, s->canon[level] = c, s->canon_epoch[level] = e->kv.epoch[c];
+        }
+        s->n_chain = level + 1;
+    }
+}
+
+/* 1 if s's partial last block is shared, so writing into it first needs a copy (a fresh block). */
+static int needs_cow(const llm_engine *e, const seq_slot *s) {
+    const int32_t bs = e->p.kv_block_size;
+    return s->n_tokens % bs != 0 && e->kv.refcount[s->blocks[s->n_tokens / bs]] > 1;
+}
+
+/* Makes s's partial last block writable: its own (copied if shared) and unregistered, since its
+ * contents are about to change. -1 if a copy was needed and no block could be had. */
+static int make_writable(llm_engine *e, seq_slot *s) {
+    const int32_t bs = e->p.kv_block_size;
+    if (s->n_tokens % bs == 0) return 0;
+    const int32_t i = s->n_tokens / bs;
+    if (e->kv.refcount[s->blocks[i]] > 1) {
+        const int32_t nb = llm_kv_block_cow(&e->kv, e->be, s->blocks[i]);
+        if (nb < 0) return -1;
+        s->blocks[i] = nb;
+    } else {
+        llm_kv_unregister(&e->kv, s->blocks[i]);
+    }
+    return 0;
+}
+
+/* The copy-on-write invariant: positions [from, to) of s are about to be written, so every block
+ * they touch must be s's alone and unregistered (only full, immutable blocks are ever shared). */
+static void assert_writable(const llm_engine *e, const seq_slot *s, int32_t from, int32_t to) {
+    const int32_t bs = e->p.kv_block_size;
+    for (int32_t i = from / bs; i < (to + bs - 1) / bs; i++) {
+        LLM_ASSERT(e->kv.refcount[s->blocks[i]] == 1 && !e->kv.hashed[s->blocks[i]]);
+        (void)i, (void)s, (void)e;
+    }
 }
 
 static llm_status check_tokens(llm_engine *e, const int32_t *tokens, size_t n) {
@@ -382,27 +508,43 @@ llm_status llm_prefill(llm_engine *e, llm_seq_id id, const int32_t *tokens, size
         return engine_fail(e, LLM_ERR_CONTEXT_FULL,
                            "sequence holds %d tokens; %zu more would exceed the context of %d tokens", s->n_tokens,
                            n_tokens, e->p.n_ctx);
-    const int32_t blocks_before = s->n_blocks;
-    if (reserve_blocks(e, s, s->n_tokens + (int32_t)n_tokens) != 0)
+    const int32_t bs = e->p.kv_block_size;
+    const int32_t blocks_before = s->n_blocks, chain_before = s->n_chain;
+    /* Prefix cache: from a block boundary, reuse registered blocks for the leading full blocks. Rows
+     * whose logits are wanted are always computed: LLM_LOGITS_ALL skips nothing, and the last token
+     * is always computed (LAST needs its logits; NONE keeps the rule simple). */
+    int32_t skip = 0;
+    const int looked_up = s->n_tokens % bs == 0 && mode != LLM_LOGITS_ALL;
+    if (looked_up) skip = attach_cached_prefix(e, s, tokens, (int32_t)n_tokens - 1);
+    const int32_t start = s->n_tokens + skip; /* first position to compute */
+    const size_t n_run = n_tokens - (size_t)skip;
+    const int32_t want = (s->n_tokens + (int32_t)n_tokens + bs - 1) / bs;
+    const int32_t need_blocks = want - s->n_blocks + needs_cow(e, s);
+    if (need_blocks > llm_kv_blocks_available(&e->kv)) {
+        shrink_blocks(e, s, blocks_before);
+        s->n_chain = chain_before;
         return engine_fail(e, LLM_ERR_KV_FULL,
-                           "KV cache full: %d more blocks of %d tokens needed, %d of %d free",
-                           (s->n_tokens + (int32_t)n_tokens + e->p.kv_block_size - 1) / e->p.kv_block_size -
-                               s->n_blocks,
-                           e->p.kv_block_size, e->kv.n_free, e->kv.n_blocks);
+                           "KV cache full: %d more blocks of %d tokens needed, %d of %d free or cached",
+                           need_blocks, bs, llm_kv_blocks_available(&e->kv), e->kv.n_blocks);
+    }
+    if (make_writable(e, s) != 0 || reserve_blocks(e, s, s->n_tokens + (int32_t)n_tokens) != 0)
+        LLM_ASSERT(!"blocks counted as available could not be had");
+    assert_writable(e, s, start, s->n_tokens + (int32_t)n_tokens);
     const int32_t T_max = e->p.max_batch_tokens;
-    for (size_t done = 0; done < n_tokens;) {
-        const int32_t n = (int32_t)(n_tokens - done < (size_t)T_max ? n_tokens - done : (size_t)T_max);
-        const int32_t n_past = s->n_tokens + (int32_t)done;
+    const int32_t *run = tokens + skip;
+    for (size_t done = 0; done < n_run;) {
+        const int32_t n = (int32_t)(n_run - done < (size_t)T_max ? n_run - done : (size_t)T_max);
+        const int32_t n_past = start + (int32_t)done;
         for (int32_t i = 0; i < n; i++) e->positions[i] = n_past + i;
-        llm_batch_seq bs = {0, n, n_past, s->blocks};
-        llm_batch b = {n, tokens + done, e->positions, 1, &bs};
+        llm_batch_seq bseq = {0, n, n_past, s->blocks};
+        llm_batch b = {n, run + done, e->positions, 1, &bseq};
         int32_t n_rows = 0;
         float *dst = NULL;
         if (mode == LLM_LOGITS_ALL) {
             for (int32_t i = 0; i < n; i++) e->logit_rows[i] = i;
             n_rows = n;
             dst = logits + done * V;
-        } else if (mode == LLM_LOGITS_LAST && done + (size_t)n == n_tokens) {
+        } else if (mode == LLM_LOGITS_LAST && done + (size_t)n == n_run) {
             e->logit_rows[0] = n - 1;
             n_rows = 1;
             dst = logits;
@@ -410,12 +552,17 @@ llm_status llm_prefill(llm_engine *e, llm_seq_id id, const int32_t *tokens, size
         st = llm_forward_run(&e->fwd, &b, e->logit_rows, n_rows, dst, &e->err);
         if (st != LLM_OK) {
             shrink_blocks(e, s, blocks_before);
+            s->n_chain = chain_before;
             return st;
         }
         done += (size_t)n;
     }
     memcpy(s->tokens + s->n_tokens, tokens, n_tokens * sizeof *tokens);
     s->n_tokens += (int32_t)n_tokens;
+    if (looked_up) e->prefix_lookup_tokens += n_tokens;
+    e->prefix_hit_tokens += (uint64_t)skip;
+    e->computed_tokens += n_run;
+    register_full_blocks(e, s);
     return LLM_OK;
 }
 
@@ -462,17 +609,23 @@ llm_status llm_decode(llm_engine *e, const llm_seq_id *ids, const int32_t *token
         if (s) e->mark[s - e->seqs] = 0;
     }
     if (st) return st;
-    /* blocks: a sequence whose length is a multiple of the block size needs a fresh one */
-    size_t reserved = 0;
-    for (; reserved < n_seqs; reserved++) {
-        seq_slot *s = find_seq(e, ids[reserved]);
-        e->new_blocks[reserved] = s->n_blocks;
-        if (reserve_blocks(e, s, s->n_tokens + 1) != 0) break;
+    /* blocks: a sequence whose length is a multiple of the block size needs a fresh one, one whose
+     * partial last block is shared needs a private copy; counted first, so a refusal changes nothing */
+    int64_t need_blocks = 0;
+    for (size_t i = 0; i < n_seqs; i++) {
+        const seq_slot *s = find_seq(e, ids[i]);
+        need_blocks += (s->n_tokens % e->p.kv_block_size == 0) + needs_cow(e, s);
     }
-    if (reserved < n_seqs) {
-        for (size_t i = 0; i < reserved; i++) shrink_blocks(e, find_seq(e, ids[i]), e->new_blocks[i]);
-        return engine_fail(e, LLM_ERR_KV_FULL, "KV cache full: decoding %zu sequences needs more than the %d free blocks",
-                           n_seqs, e->kv.n_free);
+    if (need_blocks > llm_kv_blocks_available(&e->kv))
+        return engine_fail(e, LLM_ERR_KV_FULL,
+                           "KV cache full: decoding %zu sequences needs %lld blocks, %d free or cached",
+                           n_seqs, (long long)need_blocks, llm_kv_blocks_available(&e->kv));
+    for (size_t i = 0; i < n_seqs; i++) {
+        seq_slot *s = find_seq(e, ids[i]);
+        e->new_blocks[i] = s->n_blocks;
+        if (make_writable(e, s) != 0 || reserve_blocks(e, s, s->n_tokens + 1) != 0)
+            LLM_ASSERT(!"blocks counted as available could not be had");
+        assert_writable(e, s, s->n_tokens, s->n_tokens + 1);
     }
     const size_t T_max = (size_t)e->p.max_batch_tokens;
     for (size_t done = 0; done < n_seqs;) {
@@ -494,6 +647,64 @@ llm_status llm_decode(llm_engine *e, const llm_seq_id *ids, const int32_t *token
     for (size_t i = 0; i < n_seqs; i++) {
         seq_slot *s = find_seq(e, ids[i]);
         s->tokens[s->n_tokens++] = tokens[i];
+        register_full_blocks(e, s);
     }
+    e->computed_tokens += n_seqs;
     return LLM_OK;
+}
+
+/* ---- test hooks --------------------------------------------------------------------------------- */
+
+llm_status llm_engine_debug_set_block_hash(llm_engine *e,
+                                           uint64_t (*fn)(uint64_t, const int32_t *, int32_t)) {
+    for (int32_t b = 0; b < e->kv.n_blocks; b++)
+        if (e->kv.hashed[b])
+            return engine_fail(e, LLM_ERR_INVALID_ARGUMENT,
+                               "the block hash can change only while no block is registered");
+    e->kv.hash_fn = fn ? fn : llm_kv_default_hash;
+    return LLM_OK;
+}
+
+uint64_t llm_engine_debug_evictions(const llm_engine *e) {
+    return e->kv.n_evictions;
+}
+
+int llm_engine_debug_check(const llm_engine *e, char *msg, size_t cap) {
+    if (llm_kv_check(&e->kv, msg, cap) != 0) return -1;
+    const llm_kv_cache *kv = &e->kv;
+    const int32_t bs = e->p.kv_block_size;
+    int32_t *refs = calloc((size_t)kv->n_blocks, sizeof *refs);
+    int ok = refs != NULL;
+    if (!ok) snprintf(msg, cap, "out of memory");
+    for (int32_t i = 0; ok && i < e->p.n_seq_max; i++) {
+        const seq_slot *s = &e->seqs[i];
+        if (!s->used) continue;
+        if (s->n_blocks != (s->n_tokens + bs - 1) / bs || s->n_chain != s->n_tokens / bs) {
+            ok = 0, snprintf(msg, cap, "slot %d: %d tokens, %d blocks, chain %d", i, s->n_tokens, s->n_blocks,
+                             s->n_chain);
+            break;
+        }
+        for (int32_t j = 0; ok && j < s->n_blocks; j++) {
+            const int32_t b = s->blocks[j];
+            refs[b]++;
+            const int32_t n = s->n_tokens - j * bs < bs ? s->n_tokens - j * bs : bs;
+            /* a registered block must hold exactly the ids of every sequence position it serves */
+            if (kv->hashed[b] && memcmp(kv->block_tokens + (size_t)b * bs, s->tokens + (size_t)j * bs,
+                                        (size_t)n * sizeof(int32_t)) != 0)
+                ok = 0,
+                snprintf(msg, cap, "slot %d block %d (id %d): registered ids differ from the sequence's", i,
+                         j, b);
+            /* the chain's registered block for this prefix, if still live, holds the same ids */
+            if (ok && j < s->n_chain && s->canon[j] >= 0 && kv->epoch[s->canon[j]] == s->canon_epoch[j] &&
+                memcmp(kv->block_tokens + (size_t)s->canon[j] * bs, s->tokens + (size_t)j * bs,
+                       (size_t)bs * sizeof(int32_t)) != 0)
+                ok = 0, snprintf(msg, cap, "slot %d block %d: chain names a block with other ids", i, j);
+        }
+    }
+    for (int32_t b = 0; ok && b < kv->n_blocks; b++)
+        if (refs[b] != kv->refcount[b])
+            ok = 0, snprintf(msg, cap, "block %d: refcount %d, referenced by sequences %d times", b,
+                             kv->refcount[b], refs[b]);
+    free(refs);
+    return ok ? 0 : -1;
 }

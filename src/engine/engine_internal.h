@@ -13,6 +13,21 @@ void llm_engine_debug_set_query_rope_offset(llm_engine *engine, int offset);
 /* Blocks currently in a sequence's table (-1 for an unknown id). */
 int32_t llm_engine_debug_seq_blocks(const llm_engine *engine, llm_seq_id seq);
 
+/* TEST ONLY: replaces the KV block hash (NULL restores the default), e.g. with a constant to force
+ * collisions: lookups must still never reuse a block holding other tokens. Refused
+ * (LLM_ERR_INVALID_ARGUMENT) once any block is registered. */
+llm_status llm_engine_debug_set_block_hash(llm_engine *engine,
+                                           uint64_t (*fn)(uint64_t parent, const int32_t *tokens, int32_t n));
+
+/* Cached blocks evicted so far (to reuse their memory). */
+uint64_t llm_engine_debug_evictions(const llm_engine *engine);
+
+/* Checks the KV pool and prefix cache against the sequences: every block in exactly one place (free,
+ * cached LRU, referenced), refcounts equal to the sequences' references, registered hashes equal to
+ * the hash of their stored ids, registered blocks holding the ids of the sequences using them.
+ * 0 if sound, else -1 with a message in msg. */
+int llm_engine_debug_check(const llm_engine *engine, char *msg, size_t cap);
+
 /* The model an engine runs. */
 llm_model *llm_engine_model(const llm_engine *engine);
 

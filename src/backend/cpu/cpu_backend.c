@@ -74,6 +74,11 @@ static void cpu_to_host(llm_backend *be, float *dst, const float *src, size_t n)
     if (dst != src) memcpy(dst, src, n * sizeof *dst);
 }
 
+static void cpu_copy(llm_backend *be, void *dst, const void *src, size_t bytes) {
+    (void)be;
+    memcpy(dst, src, bytes);
+}
+
 static const llm_backend_ops cpu_ops = {
     .name = "cpu",
     .free = cpu_free,
@@ -81,6 +86,7 @@ static const llm_backend_ops cpu_ops = {
     .alloc = cpu_alloc,
     .release = cpu_release,
     .to_host = cpu_to_host,
+    .copy = cpu_copy,
     .embed = llm_cpu_embed,
     .rmsnorm = llm_cpu_rmsnorm,
     .matmul = llm_cpu_matmul,
