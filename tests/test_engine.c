@@ -64,7 +64,8 @@ static void error_paths(void) {
     llm_engine_params ep = llm_engine_default_params();
     ep.n_ctx = mi.n_ctx_train + 1;
     TU_CHECK(llm_engine_create(model, &ep, &e) == LLM_ERR_INVALID_ARGUMENT && e == NULL, "n_ctx too large");
-    TU_CHECK(strstr(llm_model_last_error(model), "n_ctx") != NULL, "message names n_ctx: %s", llm_model_last_error(model));
+    TU_CHECK(strstr(llm_model_last_error(model), "n_ctx") != NULL, "message names n_ctx: %s",
+             llm_model_last_error(model));
     ep = llm_engine_default_params();
     ep.kv_block_size = 0;
     TU_CHECK(llm_engine_create(model, &ep, &e) == LLM_ERR_INVALID_ARGUMENT, "block size 0");
@@ -91,13 +92,17 @@ static void error_paths(void) {
     llm_seq_id a, b, c;
     TU_CHECK(llm_seq_create(e, &a) == LLM_OK && llm_seq_create(e, &b) == LLM_OK, "two sequences");
     TU_CHECK(llm_seq_create(e, &c) == LLM_ERR_TOO_MANY_SEQUENCES, "third sequence refused");
-    TU_CHECK(llm_prefill(e, 12345, toks, 3, LLM_LOGITS_NONE, NULL, 0, NULL) == LLM_ERR_INVALID_SEQUENCE, "bad id");
+    TU_CHECK(llm_prefill(e, 12345, toks, 3, LLM_LOGITS_NONE, NULL, 0, NULL) == LLM_ERR_INVALID_SEQUENCE,
+             "bad id");
 
     /* token out of range: refused, nothing changes */
     int32_t bad[3] = {1, (int32_t)V, 2};
-    TU_CHECK(llm_prefill(e, a, bad, 3, LLM_LOGITS_NONE, NULL, 0, NULL) == LLM_ERR_INVALID_ARGUMENT, "token >= vocab");
-    TU_CHECK(strstr(llm_engine_last_error(e), "index 1") != NULL, "names the index: %s", llm_engine_last_error(e));
-    TU_CHECK(llm_seq_length(e, a) == 0 && llm_engine_debug_seq_blocks(e, a) == 0, "unchanged after bad token");
+    TU_CHECK(llm_prefill(e, a, bad, 3, LLM_LOGITS_NONE, NULL, 0, NULL) == LLM_ERR_INVALID_ARGUMENT,
+             "token >= vocab");
+    TU_CHECK(strstr(llm_engine_last_error(e), "index 1") != NULL, "names the index: %s",
+             llm_engine_last_error(e));
+    TU_CHECK(llm_seq_length(e, a) == 0 && llm_engine_debug_seq_blocks(e, a) == 0,
+             "unchanged after bad token");
 
     /* buffer too small reports the size needed */
     size_t need = 0;
@@ -107,22 +112,27 @@ static void error_paths(void) {
     TU_CHECK(llm_seq_length(e, a) == 0, "unchanged after small buffer");
 
     /* context full: 35 + 6 > 40 */
-    TU_CHECK(llm_prefill(e, a, toks, 35, LLM_LOGITS_LAST, logits, V, NULL) == LLM_OK, "%s", llm_engine_last_error(e));
+    TU_CHECK(llm_prefill(e, a, toks, 35, LLM_LOGITS_LAST, logits, V, NULL) == LLM_OK, "%s",
+             llm_engine_last_error(e));
     TU_CHECK(llm_engine_debug_seq_blocks(e, a) == 3, "35 tokens take 3 blocks");
-    TU_CHECK(llm_prefill(e, a, toks, 6, LLM_LOGITS_NONE, NULL, 0, NULL) == LLM_ERR_CONTEXT_FULL, "context full");
-    TU_CHECK(strstr(llm_engine_last_error(e), "40") != NULL, "names the context: %s", llm_engine_last_error(e));
+    TU_CHECK(llm_prefill(e, a, toks, 6, LLM_LOGITS_NONE, NULL, 0, NULL) == LLM_ERR_CONTEXT_FULL,
+             "context full");
+    TU_CHECK(strstr(llm_engine_last_error(e), "40") != NULL, "names the context: %s",
+             llm_engine_last_error(e));
     TU_CHECK(llm_seq_length(e, a) == 35, "unchanged after context full");
 
     /* KV full: all 3 blocks belong to a */
     TU_CHECK(llm_prefill(e, b, toks, 2, LLM_LOGITS_NONE, NULL, 0, NULL) == LLM_ERR_KV_FULL, "kv full");
-    TU_CHECK(llm_seq_length(e, b) == 0 && llm_engine_debug_seq_blocks(e, b) == 0, "b unchanged after kv full");
+    TU_CHECK(llm_seq_length(e, b) == 0 && llm_engine_debug_seq_blocks(e, b) == 0,
+             "b unchanged after kv full");
     llm_engine_get_info(e, &info);
     TU_CHECK(info.kv_blocks_used == 3, "3 used, got %d", info.kv_blocks_used);
 
     /* decode: duplicates refused, a full pool refuses atomically */
     llm_seq_id dup[2] = {a, a};
     int32_t tk[2] = {1, 2};
-    TU_CHECK(llm_decode(e, dup, tk, 2, logits, 2 * V, NULL) == LLM_ERR_INVALID_ARGUMENT, "duplicate in batch");
+    TU_CHECK(llm_decode(e, dup, tk, 2, logits, 2 * V, NULL) == LLM_ERR_INVALID_ARGUMENT,
+             "duplicate in batch");
     TU_CHECK(llm_seq_length(e, a) == 35, "a unchanged after duplicate batch");
     llm_seq_id ab[2] = {a, b};
     TU_CHECK(llm_decode(e, ab, tk, 2, logits, 2 * V, NULL) == LLM_ERR_KV_FULL, "b needs a block");
@@ -132,8 +142,8 @@ static void error_paths(void) {
     llm_seq_free(e, a);
     llm_seq_free(e, a); /* second free of the same id: ignored */
     llm_engine_get_info(e, &info);
-    TU_CHECK(info.kv_blocks_used == 0 && info.n_seqs == 1, "blocks back: %d used, %d seqs", info.kv_blocks_used,
-             info.n_seqs);
+    TU_CHECK(info.kv_blocks_used == 0 && info.n_seqs == 1, "blocks back: %d used, %d seqs",
+             info.kv_blocks_used, info.n_seqs);
     llm_seq_id a2;
     TU_CHECK(llm_seq_create(e, &a2) == LLM_OK && a2 != a, "fresh id");
     TU_CHECK(llm_seq_length(e, a) == -1, "stale id is unknown");

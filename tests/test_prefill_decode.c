@@ -27,7 +27,8 @@ static int prefill_then_decode(llm_engine *e, const int32_t *toks, int n, int k,
     llm_status st = llm_prefill(e, s, toks, (size_t)k, LLM_LOGITS_ALL, out, (size_t)k * V, NULL);
     for (int i = k; i < n && st == LLM_OK; i++)
         st = llm_decode(e, &s, &toks[i], 1, out + (size_t)i * V, V, NULL);
-    TU_CHECK(st != LLM_OK || llm_seq_length(e, s) == n, "sequence length %d after %d tokens", llm_seq_length(e, s), n);
+    TU_CHECK(st != LLM_OK || llm_seq_length(e, s) == n, "sequence length %d after %d tokens",
+             llm_seq_length(e, s), n);
     llm_seq_free(e, s);
     return st == LLM_OK ? 0 : -1;
 }
@@ -60,7 +61,8 @@ static void check_model(const char *fixture, tu_rng *rng) {
     for (size_t ni = 0; ni < sizeof ns / sizeof ns[0]; ni++) {
         const int n = ns[ni];
         for (int i = 0; i < n; i++) toks[i] = (int32_t)tu_rng_below(rng, (uint32_t)V);
-        TU_CHECK(prefill_all(e, toks, n, whole, V) == 0, "%s: prefill of %d: %s", fixture, n, llm_engine_last_error(e));
+        TU_CHECK(prefill_all(e, toks, n, whole, V) == 0, "%s: prefill of %d: %s", fixture, n,
+                 llm_engine_last_error(e));
         const int ks[] = {1, n / 2, n - 1, n > 16 ? 16 : 1, n > 17 ? 17 : 1};
         for (size_t ki = 0; ki < sizeof ks / sizeof ks[0]; ki++) {
             const int k = ks[ki] < 1 ? 1 : ks[ki];
@@ -74,8 +76,9 @@ static void check_model(const char *fixture, tu_rng *rng) {
     }
     llm_engine_info info;
     llm_engine_get_info(e, &info);
-    TU_CHECK(info.kv_blocks_used == 0 && info.n_seqs == 0, "%s: %d blocks / %d sequences left after freeing all",
-             fixture, info.kv_blocks_used, info.n_seqs);
+    TU_CHECK(info.kv_blocks_used == 0 && info.n_seqs == 0,
+             "%s: %d blocks / %d sequences left after freeing all", fixture, info.kv_blocks_used,
+             info.n_seqs);
 
     /* Two sequences interleaved: A and B prefilled, then decoded together in one batch, alone, and in the
      * other order; each must match its solo run. */
@@ -101,16 +104,19 @@ static void check_model(const char *fixture, tu_rng *rng) {
         if (mode < 2) {
             ids[0] = mode == 0 ? a : b, ids[1] = mode == 0 ? b : a;
             tk[0] = mode == 0 ? ta[na + s] : tb[nb + s], tk[1] = mode == 0 ? tb[nb + s] : ta[na + s];
-            TU_CHECK(llm_decode(e, ids, tk, 2, row2, 2 * V, NULL) == LLM_OK, "decode pair: %s", llm_engine_last_error(e));
+            TU_CHECK(llm_decode(e, ids, tk, 2, row2, 2 * V, NULL) == LLM_OK, "decode pair: %s",
+                     llm_engine_last_error(e));
         } else {
-            TU_CHECK(llm_decode(e, &a, &ta[na + s], 1, row2 + (mode == 2 ? 0 : V), V, NULL) == LLM_OK, "decode A");
+            TU_CHECK(llm_decode(e, &a, &ta[na + s], 1, row2 + (mode == 2 ? 0 : V), V, NULL) == LLM_OK,
+                     "decode A");
             TU_CHECK(llm_decode(e, &b, &tb[nb + s], 1, row2 + V, V, NULL) == LLM_OK, "decode B");
         }
         const float *ra = (mode == 1) ? row2 + V : row2;
         const float *rb = (mode == 1) ? row2 : row2 + V;
         double da = tu_rel_diff(ra, solo_a + (size_t)(na + s) * V, V);
         double db = tu_rel_diff(rb, solo_b + (size_t)(nb + s) * V, V);
-        TU_CHECK(da <= 1e-5 && db <= 1e-5, "%s: interleaved step %d (mode %d): A %.3g, B %.3g", fixture, s, mode, da, db);
+        TU_CHECK(da <= 1e-5 && db <= 1e-5, "%s: interleaved step %d (mode %d): A %.3g, B %.3g", fixture, s,
+                 mode, da, db);
     }
     llm_seq_free(e, a);
     llm_seq_free(e, b);

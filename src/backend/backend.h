@@ -29,8 +29,8 @@ typedef struct llm_tensor {
 typedef struct llm_batch_seq {
     int32_t row_begin; /* first row of this sequence in the batch */
     int32_t n_rows;
-    int32_t n_past;              /* tokens already in the KV cache before this batch */
-    const int32_t *block_table;  /* KV block of each block-sized span of positions */
+    int32_t n_past;             /* tokens already in the KV cache before this batch */
+    const int32_t *block_table; /* KV block of each block-sized span of positions */
 } llm_batch_seq;
 
 /* A ragged batch: T token rows from S sequences (prefill chunks and single decode tokens alike). */
@@ -70,19 +70,24 @@ typedef struct llm_backend_ops {
     /* out[T][D] = table[ids[t]] (table: [V][D]) */
     void (*embed)(llm_backend *be, float *out, const llm_tensor *table, const int32_t *ids, int n);
     /* out[R][D] = x[R][D] / rms(x) * w[D]   (out may alias x) */
-    void (*rmsnorm)(llm_backend *be, float *out, const float *x, const llm_tensor *w, int rows, int dim, float eps);
+    void (*rmsnorm)(llm_backend *be, float *out, const float *x, const llm_tensor *w, int rows, int dim,
+                    float eps);
     /* out[T][M] = x[T][K] · w[M][K]ᵀ (+ bias[M]); bias may be NULL. Each element's value must not
      * depend on T (batch invariance: prefill and decode give the same numbers). */
-    void (*matmul)(llm_backend *be, float *out, const float *x, const llm_tensor *w, const llm_tensor *bias, int n);
+    void (*matmul)(llm_backend *be, float *out, const float *x, const llm_tensor *w, const llm_tensor *bias,
+                   int n);
     /* cos/sin[T][half] for the given positions: angle = pos * inv_freq[i] (inv_freq: host, [half]) */
     void (*rope_table)(llm_backend *be, float *cos_out, float *sin_out, const int32_t *pos, int n,
                        const float *inv_freq, int half);
     /* In place on x[T][H][head_dim], rotate-half convention (pairs i and i + head_dim/2). */
-    void (*rope)(llm_backend *be, float *x, int n, int n_heads, int head_dim, const float *cos_t, const float *sin_t);
+    void (*rope)(llm_backend *be, float *x, int n, int n_heads, int head_dim, const float *cos_t,
+                 const float *sin_t);
     /* Stores k, v [T][n_head_kv*head_dim] at each row's position through its sequence's block table. */
-    void (*kv_write)(llm_backend *be, const llm_kv_view *kv, const float *k, const float *v, const llm_batch *b);
+    void (*kv_write)(llm_backend *be, const llm_kv_view *kv, const float *k, const float *v,
+                     const llm_batch *b);
     /* out[T][n_head*head_dim] = causal softmax(q kᵀ * scale) v over each row's own sequence, positions
-     * 0..pos inclusive, reading K/V through the block table. GQA: head h uses kv head h / (n_head/n_head_kv). */
+     * 0..pos inclusive, reading K/V through the block table. GQA: head h uses kv head h / (n_head/n_head_kv).
+     */
     void (*attention)(llm_backend *be, float *out, const float *q, const llm_kv_view *kv, const llm_batch *b,
                       int n_head, float scale);
     /* out[N] = silu(gate[N]) * up[N] */
@@ -98,8 +103,8 @@ struct llm_backend {
 };
 
 typedef struct llm_backend_config {
-    int n_threads;      /* CPU: worker threads (>= 1) */
-    int64_t max_row;    /* longest row any op will see (max of K and M dims), for per-thread scratch */
+    int n_threads;   /* CPU: worker threads (>= 1) */
+    int64_t max_row; /* longest row any op will see (max of K and M dims), for per-thread scratch */
 } llm_backend_config;
 
 /* The CPU reference backend. NULL on allocation failure. */

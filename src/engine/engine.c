@@ -16,8 +16,8 @@ typedef struct seq_slot {
     uint16_t generation; /* bumped on every reuse so stale ids are caught */
     int32_t n_tokens;
     int32_t n_blocks;
-    int32_t *blocks;     /* [max_blocks_per_seq] */
-    int32_t *tokens;     /* [n_ctx]: the ids whose keys/values the blocks hold */
+    int32_t *blocks; /* [max_blocks_per_seq] */
+    int32_t *tokens; /* [n_ctx]: the ids whose keys/values the blocks hold */
     /* Prefix-cache chain of the full blocks 0..n_chain-1 (n_chain == n_tokens / block_size between
      * calls): bhash[i] hashes (bhash[i-1], ids of block i); canon[i] is the registered block holding
      * that exact prefix (this sequence's own block, one it attached, or an equal block registered
@@ -60,9 +60,12 @@ llm_engine_params llm_engine_default_params(void) {
     return p;
 }
 
-const char *llm_engine_last_error(const llm_engine *e) { return e ? e->err.msg : ""; }
+const char *llm_engine_last_error(const llm_engine *e) {
+    return e ? e->err.msg : "";
+}
 
-static llm_status engine_fail(llm_engine *e, llm_status st, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static llm_status engine_fail(llm_engine *e, llm_status st, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 static llm_status engine_fail(llm_engine *e, llm_status st, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
@@ -98,7 +101,9 @@ void llm_engine_free(llm_engine *e) {
     free(e);
 }
 
-static int64_t max3(int64_t a, int64_t b, int64_t c) { return a > b ? (a > c ? a : c) : (b > c ? b : c); }
+static int64_t max3(int64_t a, int64_t b, int64_t c) {
+    return a > b ? (a > c ? a : c) : (b > c ? b : c);
+}
 
 /* Everything an engine will allocate, worked out from the parameters before anything is allocated. */
 typedef struct engine_plan {
@@ -117,17 +122,21 @@ static llm_status plan_engine(const llm_model *model, const llm_engine_params *p
     const llm_hparams *hp = &model->hp;
     if (p.n_ctx == 0) p.n_ctx = hp->n_ctx_train < 4096 ? hp->n_ctx_train : 4096;
     if (p.n_ctx < 1 || p.n_ctx > hp->n_ctx_train)
-        return llm_fail(err, LLM_ERR_INVALID_ARGUMENT, "n_ctx %d out of range 1..%d (the model's max_position_embeddings)",
-                        p.n_ctx, hp->n_ctx_train);
+        return llm_fail(err, LLM_ERR_INVALID_ARGUMENT,
+                        "n_ctx %d out of range 1..%d (the model's max_position_embeddings)", p.n_ctx,
+                        hp->n_ctx_train);
     if (p.n_seq_max < 1 || p.n_seq_max >= (1 << LLM_SEQ_SLOT_BITS) - 1)
         return llm_fail(err, LLM_ERR_INVALID_ARGUMENT, "n_seq_max %d out of range 1..%d", p.n_seq_max,
                         (1 << LLM_SEQ_SLOT_BITS) - 2);
     if (p.kv_block_size < 1 || p.kv_block_size > 256)
-        return llm_fail(err, LLM_ERR_INVALID_ARGUMENT, "kv_block_size %d out of range 1..256", p.kv_block_size);
+        return llm_fail(err, LLM_ERR_INVALID_ARGUMENT, "kv_block_size %d out of range 1..256",
+                        p.kv_block_size);
     if (p.max_batch_tokens < 1 || p.max_batch_tokens > 65536)
-        return llm_fail(err, LLM_ERR_INVALID_ARGUMENT, "max_batch_tokens %d out of range 1..65536", p.max_batch_tokens);
+        return llm_fail(err, LLM_ERR_INVALID_ARGUMENT, "max_batch_tokens %d out of range 1..65536",
+                        p.max_batch_tokens);
     if (p.kv_budget_tokens < 0)
-        return llm_fail(err, LLM_ERR_INVALID_ARGUMENT, "kv_budget_tokens %lld is negative", (long long)p.kv_budget_tokens);
+        return llm_fail(err, LLM_ERR_INVALID_ARGUMENT, "kv_budget_tokens %lld is negative",
+                        (long long)p.kv_budget_tokens);
 
     const uint64_t kv_per_token = llm_kv_bytes(hp->n_layer, hp->n_head_kv, hp->head_dim, 1, 1);
     int64_t budget = p.kv_budget_tokens;
@@ -138,11 +147,13 @@ static llm_status plan_engine(const llm_model *model, const llm_engine_params *p
     }
     if (!p.kv_budget_tokens && !p.kv_budget_bytes) budget = p.n_ctx;
     if (budget < 1)
-        return llm_fail(err, LLM_ERR_INVALID_ARGUMENT, "KV budget of %llu bytes holds no token (%llu bytes per token)",
+        return llm_fail(err, LLM_ERR_INVALID_ARGUMENT,
+                        "KV budget of %llu bytes holds no token (%llu bytes per token)",
                         (unsigned long long)p.kv_budget_bytes, (unsigned long long)kv_per_token);
     const int64_t n_blocks = (budget + p.kv_block_size - 1) / p.kv_block_size;
     if (n_blocks > INT32_MAX / 2)
-        return llm_fail(err, LLM_ERR_INVALID_ARGUMENT, "KV budget of %lld tokens is too large", (long long)budget);
+        return llm_fail(err, LLM_ERR_INVALID_ARGUMENT, "KV budget of %lld tokens is too large",
+                        (long long)budget);
     plan->p = p;
     plan->n_blocks = (int32_t)n_blocks;
     plan->logits_chunk = p.max_batch_tokens < 64 ? p.max_batch_tokens : 64;
@@ -154,12 +165,13 @@ static llm_status plan_engine(const llm_model *model, const llm_engine_params *p
     plan->footprint = model->weight_bytes + plan->kv_bytes + plan->scratch_bytes;
     if (plan->footprint > model->memory_limit) {
         char a[32], b[32], c[32], d[32], e[32];
-        return llm_fail(err, LLM_ERR_MEMORY_LIMIT,
-                        "engine needs %s (weights %s + KV cache %s + scratch %s), more than the memory limit of %s",
-                        llm_format_bytes(plan->footprint, a, sizeof a),
-                        llm_format_bytes(model->weight_bytes, b, sizeof b), llm_format_bytes(plan->kv_bytes, c, sizeof c),
-                        llm_format_bytes(plan->scratch_bytes, d, sizeof d),
-                        llm_format_bytes(model->memory_limit, e, sizeof e));
+        return llm_fail(
+            err, LLM_ERR_MEMORY_LIMIT,
+            "engine needs %s (weights %s + KV cache %s + scratch %s), more than the memory limit of %s",
+            llm_format_bytes(plan->footprint, a, sizeof a),
+            llm_format_bytes(model->weight_bytes, b, sizeof b), llm_format_bytes(plan->kv_bytes, c, sizeof c),
+            llm_format_bytes(plan->scratch_bytes, d, sizeof d),
+            llm_format_bytes(model->memory_limit, e, sizeof e));
     }
     return LLM_OK;
 }
@@ -222,7 +234,8 @@ llm_status llm_engine_create(llm_model *model, const llm_engine_params *params, 
         st = llm_fail(err, LLM_ERR_OUT_OF_MEMORY, "cannot create the cpu backend with %d threads", n_threads);
         goto fail;
     }
-    if ((st = llm_kv_init(&e->kv, e->be, hp->n_layer, hp->n_head_kv, hp->head_dim, p.kv_block_size, n_blocks))) {
+    if ((st = llm_kv_init(&e->kv, e->be, hp->n_layer, hp->n_head_kv, hp->head_dim, p.kv_block_size,
+                          n_blocks))) {
         char a[32];
         llm_fail(err, st, "cannot allocate the KV cache (%s)", llm_format_bytes(kv_bytes, a, sizeof a));
         goto fail;
@@ -253,8 +266,9 @@ llm_status llm_engine_create(llm_model *model, const llm_engine_params *params, 
     }
     {
         char a[32], b[32];
-        llm_log(&model->log, LLM_LOG_INFO, "engine: n_ctx %d, %d KV blocks of %d tokens (%s), scratch %s, %d threads",
-                p.n_ctx, n_blocks, p.kv_block_size, llm_format_bytes(kv_bytes, a, sizeof a),
+        llm_log(&model->log, LLM_LOG_INFO,
+                "engine: n_ctx %d, %d KV blocks of %d tokens (%s), scratch %s, %d threads", p.n_ctx, n_blocks,
+                p.kv_block_size, llm_format_bytes(kv_bytes, a, sizeof a),
                 llm_format_bytes(scratch, b, sizeof b), n_threads);
     }
     *out = e;
@@ -267,8 +281,11 @@ fail_early:
 }
 
 void llm_engine_get_info(const llm_engine *e, llm_engine_info *info) {
-    engine_plan plan = {.p = e->p, .n_blocks = e->kv.n_blocks, .kv_bytes = e->kv_bytes,
-                        .scratch_bytes = e->scratch_bytes, .footprint = e->footprint};
+    engine_plan plan = {.p = e->p,
+                        .n_blocks = e->kv.n_blocks,
+                        .kv_bytes = e->kv_bytes,
+                        .scratch_bytes = e->scratch_bytes,
+                        .footprint = e->footprint};
     plan_info(&plan, info);
     info->kv_blocks_used = llm_kv_blocks_used(&e->kv);
     info->n_seqs = e->n_live;
@@ -337,8 +354,8 @@ llm_status llm_seq_truncate(llm_engine *e, llm_seq_id id, int32_t n_tokens) {
     seq_slot *s = find_seq(e, id);
     if (!s) return engine_fail(e, LLM_ERR_INVALID_SEQUENCE, "sequence %d does not exist in this engine", id);
     if (n_tokens < 0 || n_tokens > s->n_tokens)
-        return engine_fail(e, LLM_ERR_INVALID_ARGUMENT, "cannot truncate a sequence of %d tokens to %d", s->n_tokens,
-                           n_tokens);
+        return engine_fail(e, LLM_ERR_INVALID_ARGUMENT, "cannot truncate a sequence of %d tokens to %d",
+                           s->n_tokens, n_tokens);
     s->n_tokens = n_tokens;
     shrink_blocks(e, s, (n_tokens + e->p.kv_block_size - 1) / e->p.kv_block_size);
     if (s->n_chain > n_tokens / e->p.kv_block_size) s->n_chain = n_tokens / e->p.kv_block_size;
@@ -352,7 +369,9 @@ int32_t llm_engine_debug_seq_blocks(const llm_engine *e, llm_seq_id id) {
     return s ? s->n_blocks : -1;
 }
 
-llm_model *llm_engine_model(const llm_engine *e) { return e->model; }
+llm_model *llm_engine_model(const llm_engine *e) {
+    return e->model;
+}
 
 llm_status llm_engine_set_error(llm_engine *e, llm_status st, const char *fmt, ...) {
     va_list ap;
@@ -363,7 +382,9 @@ llm_status llm_engine_set_error(llm_engine *e, llm_status st, const char *fmt, .
     return st;
 }
 
-void llm_engine_debug_set_query_rope_offset(llm_engine *e, int offset) { e->fwd.debug_q_position_offset = offset; }
+void llm_engine_debug_set_query_rope_offset(llm_engine *e, int offset) {
+    e->fwd.debug_q_position_offset = offset;
+}
 
 /* Grows s's block table to cover n_tokens positions. Returns 0, or -1 if the pool ran dry (any
  * blocks taken are given back). */
@@ -481,15 +502,16 @@ static void assert_writable(const llm_engine *e, const seq_slot *s, int32_t from
 static llm_status check_tokens(llm_engine *e, const int32_t *tokens, size_t n) {
     for (size_t i = 0; i < n; i++)
         if (tokens[i] < 0 || tokens[i] >= e->model->hp.n_vocab)
-            return engine_fail(e, LLM_ERR_INVALID_ARGUMENT, "token %d at index %zu is outside the vocabulary [0, %d)",
-                               tokens[i], i, e->model->hp.n_vocab);
+            return engine_fail(e, LLM_ERR_INVALID_ARGUMENT,
+                               "token %d at index %zu is outside the vocabulary [0, %d)", tokens[i], i,
+                               e->model->hp.n_vocab);
     return LLM_OK;
 }
 
 /* ---- prefill ------------------------------------------------------------------------------------ */
 
-llm_status llm_prefill(llm_engine *e, llm_seq_id id, const int32_t *tokens, size_t n_tokens, llm_logits_mode mode,
-                       float *logits, size_t logits_cap, size_t *logits_len) {
+llm_status llm_prefill(llm_engine *e, llm_seq_id id, const int32_t *tokens, size_t n_tokens,
+                       llm_logits_mode mode, float *logits, size_t logits_cap, size_t *logits_len) {
     if (!e) return LLM_ERR_INVALID_ARGUMENT;
     const size_t V = (size_t)e->model->hp.n_vocab;
     size_t need = mode == LLM_LOGITS_ALL ? n_tokens * V : mode == LLM_LOGITS_LAST ? V : 0;
@@ -498,7 +520,8 @@ llm_status llm_prefill(llm_engine *e, llm_seq_id id, const int32_t *tokens, size
         return engine_fail(e, LLM_ERR_INVALID_ARGUMENT, "unknown logits mode %d", (int)mode);
     seq_slot *s = find_seq(e, id);
     if (!s) return engine_fail(e, LLM_ERR_INVALID_SEQUENCE, "sequence %d does not exist in this engine", id);
-    if (n_tokens == 0 || !tokens) return engine_fail(e, LLM_ERR_INVALID_ARGUMENT, "prefill needs at least one token");
+    if (n_tokens == 0 || !tokens)
+        return engine_fail(e, LLM_ERR_INVALID_ARGUMENT, "prefill needs at least one token");
     if (need > 0 && (!logits || logits_cap < need))
         return engine_fail(e, LLM_ERR_BUFFER_TOO_SMALL, "logits buffer holds %zu floats, %zu needed",
                            logits ? logits_cap : 0, need);
@@ -506,8 +529,8 @@ llm_status llm_prefill(llm_engine *e, llm_seq_id id, const int32_t *tokens, size
     if (st) return st;
     if (n_tokens > (size_t)(e->p.n_ctx - s->n_tokens))
         return engine_fail(e, LLM_ERR_CONTEXT_FULL,
-                           "sequence holds %d tokens; %zu more would exceed the context of %d tokens", s->n_tokens,
-                           n_tokens, e->p.n_ctx);
+                           "sequence holds %d tokens; %zu more would exceed the context of %d tokens",
+                           s->n_tokens, n_tokens, e->p.n_ctx);
     const int32_t bs = e->p.kv_block_size;
     const int32_t blocks_before = s->n_blocks, chain_before = s->n_chain;
     /* Prefix cache: from a block boundary, reuse registered blocks for the leading full blocks. Rows
@@ -568,8 +591,8 @@ llm_status llm_prefill(llm_engine *e, llm_seq_id id, const int32_t *tokens, size
 
 /* ---- decode ------------------------------------------------------------------------------------- */
 
-llm_status llm_decode(llm_engine *e, const llm_seq_id *ids, const int32_t *tokens, size_t n_seqs, float *logits,
-                      size_t logits_cap, size_t *logits_len) {
+llm_status llm_decode(llm_engine *e, const llm_seq_id *ids, const int32_t *tokens, size_t n_seqs,
+                      float *logits, size_t logits_cap, size_t *logits_len) {
     if (!e) return LLM_ERR_INVALID_ARGUMENT;
     const size_t V = (size_t)e->model->hp.n_vocab;
     const size_t need = n_seqs * V;
@@ -577,8 +600,9 @@ llm_status llm_decode(llm_engine *e, const llm_seq_id *ids, const int32_t *token
     if (n_seqs == 0 || !ids || !tokens)
         return engine_fail(e, LLM_ERR_INVALID_ARGUMENT, "decode needs at least one sequence");
     if (n_seqs > (size_t)e->p.n_seq_max)
-        return engine_fail(e, LLM_ERR_INVALID_ARGUMENT, "%zu sequences in one decode; the engine holds at most %d",
-                           n_seqs, e->p.n_seq_max);
+        return engine_fail(e, LLM_ERR_INVALID_ARGUMENT,
+                           "%zu sequences in one decode; the engine holds at most %d", n_seqs,
+                           e->p.n_seq_max);
     if (!logits || logits_cap < need)
         return engine_fail(e, LLM_ERR_BUFFER_TOO_SMALL, "logits buffer holds %zu floats, %zu needed",
                            logits ? logits_cap : 0, need);
@@ -588,13 +612,14 @@ llm_status llm_decode(llm_engine *e, const llm_seq_id *ids, const int32_t *token
     for (size_t i = 0; i < n_seqs; i++) {
         seq_slot *s = find_seq(e, ids[i]);
         if (!s) {
-            st = engine_fail(e, LLM_ERR_INVALID_SEQUENCE, "sequence %d (index %zu) does not exist in this engine",
-                             ids[i], i);
+            st = engine_fail(e, LLM_ERR_INVALID_SEQUENCE,
+                             "sequence %d (index %zu) does not exist in this engine", ids[i], i);
             break;
         }
         const int32_t slot = (int32_t)(s - e->seqs);
         if (e->mark[slot]) {
-            st = engine_fail(e, LLM_ERR_INVALID_ARGUMENT, "sequence %d appears twice in one decode batch", ids[i]);
+            st = engine_fail(e, LLM_ERR_INVALID_ARGUMENT, "sequence %d appears twice in one decode batch",
+                             ids[i]);
             break;
         }
         e->mark[slot] = 1;

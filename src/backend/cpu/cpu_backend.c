@@ -11,7 +11,8 @@
 const float *llm_cpu_row_f32(const llm_tensor *w, int64_t row, float *dst) {
     const int64_t cols = w->cols;
     switch (w->dtype) {
-    case LLM_DTYPE_F32: return (const float *)w->data + row * cols;
+    case LLM_DTYPE_F32:
+        return (const float *)w->data + row * cols;
     case LLM_DTYPE_BF16: {
         const uint16_t *src = (const uint16_t *)w->data + row * cols;
         for (int64_t i = 0; i < cols; i++) dst[i] = llm_bf16_to_f32(src[i]);
@@ -22,7 +23,8 @@ const float *llm_cpu_row_f32(const llm_tensor *w, int64_t row, float *dst) {
         for (int64_t i = 0; i < cols; i++) dst[i] = llm_f16_to_f32(src[i]);
         return dst;
     }
-    case LLM_DTYPE_COUNT: break;
+    case LLM_DTYPE_COUNT:
+        break;
     }
     LLM_ASSERT(0 && "tensor dtype validated at load");
     return dst;
@@ -30,10 +32,14 @@ const float *llm_cpu_row_f32(const llm_tensor *w, int64_t row, float *dst) {
 
 float llm_cpu_elem_f32(const llm_tensor *t, int64_t i) {
     switch (t->dtype) {
-    case LLM_DTYPE_F32: return ((const float *)t->data)[i];
-    case LLM_DTYPE_BF16: return llm_bf16_to_f32(((const uint16_t *)t->data)[i]);
-    case LLM_DTYPE_F16: return llm_f16_to_f32(((const uint16_t *)t->data)[i]);
-    case LLM_DTYPE_COUNT: break;
+    case LLM_DTYPE_F32:
+        return ((const float *)t->data)[i];
+    case LLM_DTYPE_BF16:
+        return llm_bf16_to_f32(((const uint16_t *)t->data)[i]);
+    case LLM_DTYPE_F16:
+        return llm_f16_to_f32(((const uint16_t *)t->data)[i]);
+    case LLM_DTYPE_COUNT:
+        break;
     }
     LLM_ASSERT(0 && "tensor dtype validated at load");
     return 0.0f;

@@ -20,7 +20,9 @@ typedef struct llm_backend_cpu {
     char msg[256];
 } llm_backend_cpu;
 
-static inline llm_backend_cpu *llm_cpu(llm_backend *be) { return (llm_backend_cpu *)be; }
+static inline llm_backend_cpu *llm_cpu(llm_backend *be) {
+    return (llm_backend_cpu *)be;
+}
 
 /* Widens row `row` of w into dst (cols floats). Returns a pointer to the row's floats: dst, or the
  * tensor's own memory when it is already f32. */
@@ -32,11 +34,14 @@ float llm_cpu_elem_f32(const llm_tensor *t, int64_t i);
 /* Work smaller than this many elements runs on the calling thread: a dispatch costs more. */
 #define LLM_CPU_PARALLEL_MIN 32768
 
-void llm_cpu_matmul(llm_backend *be, float *out, const float *x, const llm_tensor *w, const llm_tensor *bias, int n);
+void llm_cpu_matmul(llm_backend *be, float *out, const float *x, const llm_tensor *w, const llm_tensor *bias,
+                    int n);
 void llm_cpu_attention(llm_backend *be, float *out, const float *q, const llm_kv_view *kv, const llm_batch *b,
                        int n_head, float scale);
-void llm_cpu_kv_write(llm_backend *be, const llm_kv_view *kv, const float *k, const float *v, const llm_batch *b);
-void llm_cpu_rmsnorm(llm_backend *be, float *out, const float *x, const llm_tensor *w, int rows, int dim, float eps);
+void llm_cpu_kv_write(llm_backend *be, const llm_kv_view *kv, const float *k, const float *v,
+                      const llm_batch *b);
+void llm_cpu_rmsnorm(llm_backend *be, float *out, const float *x, const llm_tensor *w, int rows, int dim,
+                     float eps);
 void llm_cpu_rope_table(llm_backend *be, float *cos_out, float *sin_out, const int32_t *pos, int n,
                         const float *inv_freq, int half);
 void llm_cpu_rope(llm_backend *be, float *x, int n, int n_heads, int head_dim, const float *cos_t,
