@@ -11,6 +11,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "cli_bench_concurrency.h"
 #include "cli_common.h"
 #include "cli_progress.h"
 
@@ -37,6 +38,11 @@ static void help(void) {
         "  --repeat R              runs; medians are reported (default 3)\n"
         "  --threads N             worker threads (default: all cores); the bandwidth probe uses the same\n"
         "  --json                  print one JSON object instead of the table\n"
+        "  --concurrency C1,C2,..  instead: for each level C, C requests at once through the "
+        "continuous-batching\n"
+        "                          runner: aggregate tok/s, time to first token and inter-token latency "
+        "p50/p99\n"
+        "                          (--json: one object per level, one per line)\n"
         "\n"
         "decode roofline = bandwidth / bytes read per decoded token: the weights a token uses (all of\n"
         "them, less the embedding table of an untied model, of which one row is read) plus the KV cache\n"
@@ -177,6 +183,7 @@ typedef struct bench_opts {
     llm_dtype dtype;
     uint64_t seed;
     int prompt, gen, repeat, json;
+    int levels[16], n_levels; /* --concurrency */
 } bench_opts;
 
 /* -1 after printing an error, 1 for --help, 0 to run. */
@@ -193,6 +200,13 @@ static int parse(int argc, char **argv, bench_opts *o) {
             return 1;
         } else if (strcmp(a, "--json") == 0) {
             o->json = 1;
+        } else if (strcmp(a, "--concurrency") == 0) {
+            if (!v || (o->n_levels = cli_parse_levels(v, o->levels, 16)) < 1)
+                return cli_error(
+                           "--concurrency needs up to 16 comma-separated levels from 1 to 1024, not '%s'",
+                           v ? v : ""),
+                       -1;
+            i++;
         } else if (strcmp(a, "--random-weights") == 0) {
             if (!v || !*v) return cli_error("--random-weights needs a preset name (see --help)"), -1;
             o->preset = argv[++i];
@@ -341,6 +355,12 @@ int cli_bench(int argc, char **argv) {
         llm_model_free(model);
         return cli_error("bench: --prompt %d + --gen %d exceed the model's context of %d tokens", o.prompt,
                          o.gen, mi.n_ctx_train);
+    }
+    if (o.n_levels) {
+        const int crc =
+            cli_bench_concurrency(model, &mi, name, o.levels, o.n_levels, o.prompt, o.gen, o.seed, o.json);
+        llm_model_free(model);
+        return crc;
     }
     const int rc = run(model, &mi, &o, &r);
     llm_model_free(model);
