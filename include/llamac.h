@@ -722,7 +722,8 @@ typedef struct llm_generate_result {
  * streaming them through params->on_event with their text (the model's tokenizer turns tokens into
  * complete UTF-8 only). result may be NULL. Returns LLM_OK whatever the finish reason; errors as
  * llm_prefill / llm_decode and LLM_ERR_INVALID_ARGUMENT for bad sampling or generation parameters
- * (the message names the parameter), LLM_ERR_UNSUPPORTED when the model has no tokenizer. */
+ * (the message names the parameter). A model without a tokenizer (random weights) generates tokens
+ * only: events carry empty text, and stop strings are an LLM_ERR_INVALID_ARGUMENT. */
 llm_status llm_generate(llm_engine *engine, llm_seq_id seq, const int32_t *prompt, size_t n_prompt,
                         const llm_generate_params *params, llm_generate_result *result);
 
@@ -764,12 +765,12 @@ llm_runner_params llm_runner_default_params(void);
 
 /* Starts a runner over engine.
  * engine: borrowed; must outlive the runner, and must not be used by the caller (nor by another
- *         runner) until llm_runner_free returns. Its model must have a tokenizer. Sequences created
+ *         runner) until llm_runner_free returns. Without a tokenizer, requests generate tokens only
+ *         (empty text, no stop strings), as llm_generate does. Sequences created
  *         before take slots and KV blocks the runner then cannot use.
  * params: may be NULL for defaults; borrowed for the call.
  * *out:   the runner (caller owns; free with llm_runner_free), NULL on failure.
- * Returns LLM_OK, LLM_ERR_INVALID_ARGUMENT (negative parameters), LLM_ERR_UNSUPPORTED (the model has
- * no tokenizer), LLM_ERR_OUT_OF_MEMORY, LLM_ERR_INTERNAL (the thread could not start); the message is
+ * Returns LLM_OK, LLM_ERR_INVALID_ARGUMENT (negative parameters), LLM_ERR_OUT_OF_MEMORY, LLM_ERR_INTERNAL (the thread could not start); the message is
  * in llm_engine_last_error(engine). */
 llm_status llm_runner_create(llm_engine *engine, const llm_runner_params *params, llm_runner **out);
 

@@ -58,7 +58,9 @@ static int load_hf_greedy(int32_t *prompt, int *n_prompt, int32_t *cont, int *n_
 static llm_status run(llm_model *m, const int32_t *prompt, int n_prompt, llm_generate_params *gp,
                       collected *c, llm_generate_result *res) {
     llm_engine_params ep = llm_engine_default_params();
-    ep.n_ctx = 512;
+    llm_model_info mi;
+    llm_model_get_info(m, &mi);
+    ep.n_ctx = mi.n_ctx_train < 512 ? mi.n_ctx_train : 512;
     ep.n_seq_max = 1;
     llm_engine *e = NULL;
     if (llm_engine_create(m, &ep, &e) != LLM_OK) return LLM_ERR_INTERNAL;
@@ -228,7 +230,47 @@ static void stop_inside_multibyte(void) {
     llm_tokenizer_free(tok);
 }
 
+/* A model without a tokenizer (the HF fixtures have none) generates tokens only: empty text, and
+ * stop strings refused with a message. The greedy tokens follow the HF reference argmax. */
+static void tokens_only(void) {
+    char dir[1024];
+    tu_reference ref;
+    if (tu_load_reference(tu_fixture("llama_f32", dir, sizeof dir), &ref) != 0) {
+        TU_CHECK(0, "reference of llama_f32");
+        return;
+    }
+    llm_model *m = tu_load_model(dir, 2);
+    TU_CHECK(m && !llm_model_tokenizer(m), "llama_f32 loads, without a tokenizer");
+    if (!m) {
+        tu_free_reference(&ref);
+        return;
+    }
+    llm_generate_params gp = llm_generate_default_params();
+    gp.sampling.temperature = 0;
+    gp.max_tokens = 1;
+    gp.ignore_eos = 1;
+    collected c = {{0}, 0, {0}, 0};
+    llm_generate_result res;
+    TU_CHECK(run(m, ref.tokens, 8, &gp, &c, &res) == LLM_OK, "tokens-only generation");
+    /* the first greedy token is the argmax of the reference logits at position 7 */
+    const float *row = ref.logits + (size_t)7 * ref.n_vocab;
+    int best = 0;
+    for (int v = 1; v < ref.n_vocab; v++)
+        if (row[v] > row[best]) best = v;
+    TU_CHECK(c.n == 1 && c.tokens[0] == best && c.text.len == 0, "token %d (HF argmax %d), %zu bytes of text",
+             c.tokens[0], best, c.text.len);
+    const char *stops[1] = {"x"};
+    gp.stop = stops;
+    gp.n_stop = 1;
+    TU_CHECK(run(m, ref.tokens, 8, &gp, &c, &res) == LLM_ERR_INVALID_ARGUMENT,
+             "stop strings without a tokenizer");
+    llm_strbuf_free(&c.text);
+    llm_model_free(m);
+    tu_free_reference(&ref);
+}
+
 int main(void) {
+    tokens_only();
     int32_t prompt[64], cont[512];
     int n_prompt = 0, n_cont = 0;
     TU_CHECK(load_hf_greedy(prompt, &n_prompt, cont, &n_cont) == 0 && n_cont >= 64, "hf_greedy.json");

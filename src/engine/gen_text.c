@@ -9,6 +9,7 @@ llm_status llm_gen_text_init(llm_gen_text *g, llm_tokenizer *tok, const char *co
     g->piece_cap = 256;
     g->piece = malloc(g->piece_cap);
     if (!g->piece) return LLM_ERR_OUT_OF_MEMORY;
+    if (!tok) return n_stops ? LLM_ERR_INVALID_ARGUMENT : LLM_OK; /* tokens only, no text */
     return llm_detok_stream_create(tok, 0, &g->stream);
 }
 
@@ -22,6 +23,11 @@ void llm_gen_text_free(llm_gen_text *g) {
 
 /* Feeds the stream (token >= 0) or flushes it (token < 0) into g->piece; returns its length. */
 static llm_status detok(llm_gen_text *g, int32_t token, size_t *len) {
+    if (!g->stream) { /* a model without a tokenizer: tokens only */
+        *len = 0;
+        g->piece[0] = '\0';
+        return LLM_OK;
+    }
     for (;;) {
         llm_status st = token >= 0 ? llm_detok_stream_feed(g->stream, token, g->piece, g->piece_cap, len)
                                    : llm_detok_stream_flush(g->stream, g->piece, g->piece_cap, len);

@@ -14,7 +14,8 @@ typedef struct llm_gen_text {
     llm_strbuf released; /* what the last call released */
 } llm_gen_text;
 
-/* tok and stops are borrowed for the object's life. */
+/* tok and stops are borrowed for the object's life. tok may be NULL (a model without a tokenizer):
+ * tokens then release no text, and stop strings are an LLM_ERR_INVALID_ARGUMENT. */
 llm_status llm_gen_text_init(llm_gen_text *g, llm_tokenizer *tok, const char *const *stops, size_t n_stops);
 void llm_gen_text_free(llm_gen_text *g);
 

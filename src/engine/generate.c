@@ -54,6 +54,9 @@ static llm_status validate(llm_engine *e, const llm_generate_params *p) {
     for (size_t i = 0; i < p->n_stop; i++)
         if (!p->stop || !p->stop[i] || !p->stop[i][0])
             return llm_engine_set_error(e, LLM_ERR_INVALID_ARGUMENT, "stop[%zu] is empty", i);
+    if (p->n_stop && !llm_engine_model(e)->tokenizer)
+        return llm_engine_set_error(e, LLM_ERR_INVALID_ARGUMENT,
+                                    "stop strings need text, and the model has no tokenizer.json");
     return LLM_OK;
 }
 
@@ -66,9 +69,6 @@ llm_status llm_generate(llm_engine *e, llm_seq_id seq, const int32_t *prompt, si
     const llm_generate_params defaults = llm_generate_default_params();
     const llm_generate_params *p = params ? params : &defaults;
     llm_model *m = llm_engine_model(e);
-    if (!m->tokenizer)
-        return llm_engine_set_error(e, LLM_ERR_UNSUPPORTED,
-                                    "the model directory has no tokenizer.json to generate text with");
     if (!prompt || n_prompt == 0)
         return llm_engine_set_error(e, LLM_ERR_INVALID_ARGUMENT,
                                     "generation needs at least one prompt token");

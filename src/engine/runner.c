@@ -528,11 +528,6 @@ llm_status llm_runner_create(llm_engine *engine, const llm_runner_params *params
         return llm_engine_set_error(engine, LLM_ERR_INVALID_ARGUMENT,
                                     "runner: max_running %d and step_token_budget %d must be >= 0",
                                     p.max_running, p.step_token_budget);
-    llm_model *m = llm_engine_model(engine);
-    if (!m->tokenizer)
-        return llm_engine_set_error(
-            engine, LLM_ERR_UNSUPPORTED,
-            "runner: the model directory has no tokenizer.json to generate text with");
     llm_engine_info info;
     llm_engine_get_info(engine, &info);
     if (p.max_running == 0 || p.max_running > info.n_seq_max) p.max_running = info.n_seq_max;
@@ -541,10 +536,10 @@ llm_status llm_runner_create(llm_engine *engine, const llm_runner_params *params
     llm_runner *r = calloc(1, sizeof *r);
     if (!r) return llm_engine_set_error(engine, LLM_ERR_OUT_OF_MEMORY, "runner: out of memory");
     r->engine = engine;
-    r->model = m;
+    r->model = llm_engine_model(engine);
     r->p = p;
     r->n_ctx = info.n_ctx;
-    r->n_vocab = m->hp.n_vocab;
+    r->n_vocab = r->model->hp.n_vocab;
     r->block_size = info.kv_block_size;
     r->blocks_total = info.kv_blocks_total;
     r->next_id = 1;
@@ -599,6 +594,9 @@ llm_status llm_runner_submit(llm_runner *r, const llm_request *rq, llm_request_i
     for (size_t i = 0; i < g->n_stop; i++)
         if (!g->stop || !g->stop[i] || !g->stop[i][0])
             return put_err(err, err_cap, LLM_ERR_INVALID_ARGUMENT, "stop[%zu] is empty", i);
+    if (g->n_stop && !r->model->tokenizer)
+        return put_err(err, err_cap, LLM_ERR_INVALID_ARGUMENT,
+                       "stop strings need text, and the model has no tokenizer.json");
     const int64_t total = (int64_t)rq->n_prompt + g->max_tokens;
     if (total > r->n_ctx)
         return put_err(err, err_cap, LLM_ERR_CONTEXT_FULL,
