@@ -46,7 +46,7 @@ static int is_op(const tpl_token *t, int op) {
     return t->type == TK_OP && t->op == op;
 }
 
-static const char *op_text(int op) {
+const char *tpl_op_text(int op) {
     switch (op) {
     case OP_ADD:
         return "+";
@@ -120,7 +120,7 @@ static void describe(const tpl_token *t, char *buf, size_t cap) {
         snprintf(buf, cap, "float literal");
         break;
     case TK_OP:
-        snprintf(buf, cap, "'%s'", op_text(t->op));
+        snprintf(buf, cap, "'%s'", tpl_op_text(t->op));
         break;
     case TK_VAR_END:
         snprintf(buf, cap, "end of expression '}}'");
@@ -204,7 +204,7 @@ static int expect_op(parser *p, int op) {
         return 0;
     }
     char want[16];
-    snprintf(want, sizeof want, "'%s'", op_text(op));
+    snprintf(want, sizeof want, "'%s'", tpl_op_text(op));
     unexpected(p, want);
     return -1;
 }

@@ -515,4 +515,7 @@ static inline int tpl_str_eq(tpl_str a, const char *b) {
     return b[i] == 0;
 }
 
+/* The source text of an operator token ("+", "//", "**", ...); "?" for unknown ones. */
+const char *tpl_op_text(int op);
+
 #endif

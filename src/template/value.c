@@ -1136,25 +1136,9 @@ int tv_from_json(tpl_ctx *c, const void *json_value, tv *out) {
 
 /* ---- arithmetic ----------------------------------------------------------------------------- */
 
+/* The operator as Python names it in a TypeError ("unsupported operand type(s) for ..."). */
 static const char *op_name(int op) {
-    switch (op) {
-    case OP_ADD:
-        return "+";
-    case OP_SUB:
-        return "-";
-    case OP_MUL:
-        return "*";
-    case OP_DIV:
-        return "/";
-    case OP_FLOORDIV:
-        return "//";
-    case OP_MOD:
-        return "%";
-    case OP_POW:
-        return "** or pow()";
-    default:
-        return "?";
-    }
+    return op == OP_POW ? "** or pow()" : tpl_op_text(op);
 }
 
 static int overflow(tpl_ctx *c, const tpl_node *n) {
