@@ -58,7 +58,9 @@ extern "C" {
     X(LLM_ERR_BACKEND, 17, "backend failure")                                                        \
     X(LLM_ERR_INVALID_SEQUENCE, 18, "unknown or freed sequence")                                     \
     X(LLM_ERR_TOO_MANY_SEQUENCES, 19, "too many sequences")                                          \
-    X(LLM_ERR_INTERNAL, 20, "internal error")
+    X(LLM_ERR_INTERNAL, 20, "internal error")                                                        \
+    X(LLM_ERR_BUSY, 21, "resource busy")                                                             \
+    X(LLM_ERR_EXISTS, 22, "already exists")
 
 typedef enum llm_status {
 #define LLM_STATUS_ENUM_(name, value, text) name = value,
@@ -323,6 +325,12 @@ const int32_t *llm_seq_tokens(const llm_engine *engine, llm_seq_id seq);
  * when n_tokens is negative or larger than the sequence. */
 llm_status llm_seq_truncate(llm_engine *engine, llm_seq_id seq, int32_t n_tokens);
 
+/* Forks a sequence: *out receives a new sequence holding the same tokens, sharing every KV block of
+ * src (reference counted, nothing copied). Blocks stay shared until one of the two writes into a
+ * shared partial block, which is then copied first (copy-on-write); full blocks are never written.
+ * Returns LLM_OK, LLM_ERR_INVALID_SEQUENCE, LLM_ERR_TOO_MANY_SEQUENCES. */
+llm_status llm_seq_fork(llm_engine *engine, llm_seq_id src, llm_seq_id *out);
+
 typedef enum llm_logits_mode {
     LLM_LOGITS_NONE = 0, /* compute no logits (the KV cache is still filled) */
     LLM_LOGITS_LAST = 1, /* logits of the last token only: n_vocab floats */
@@ -350,6 +358,30 @@ llm_status llm_prefill(llm_engine *engine, llm_seq_id seq, const int32_t *tokens
  * Returns as llm_prefill. */
 llm_status llm_decode(llm_engine *engine, const llm_seq_id *seqs, const int32_t *tokens, size_t n_seqs,
                       float *logits, size_t logits_cap, size_t *logits_len);
+
+/* One item of llm_step: tokens appended to one sequence. */
+typedef struct llm_step_item {
+    llm_seq_id seq;
+    const int32_t *tokens;  /* n_tokens ids in [0, n_vocab); borrowed */
+    int32_t n_tokens;       /* >= 1 */
+    llm_logits_mode logits; /* rows of this item whose logits are written */
+    int32_t n_reused;       /* out: leading tokens taken from the prefix cache instead of computed */
+} llm_step_item;
+
+/* The general verb behind llm_prefill and llm_decode: appends every item's tokens to its sequence in
+ * ONE forward pass over the ragged batch (the matmuls see all rows; attention runs per sequence
+ * through its block table) and writes the logits the items ask for, in item order (an item's rows in
+ * order): sum over items of 0, 1 or n_tokens rows of n_vocab floats. A scheduler mixes the decode
+ * tokens of running sequences with prefill chunks of new ones in one call. Passes are split only when
+ * the rows exceed the engine's max_batch_tokens. Items that start at a block boundary, have at least
+ * two tokens and a mode other than LLM_LOGITS_ALL look up the prefix cache as llm_prefill does.
+ *
+ * items:      n_items entries, each for a distinct sequence (n_items <= n_seq_max); n_reused is set.
+ * logits:     caller-owned output of logits_cap floats (may be NULL when no item wants logits);
+ *             logits_len (optional) receives the floats needed, also on LLM_ERR_BUFFER_TOO_SMALL.
+ * Atomic: on any error no sequence changes. Returns as llm_prefill; the message names the item. */
+llm_status llm_step(llm_engine *engine, llm_step_item *items, size_t n_items, float *logits,
+                    size_t logits_cap, size_t *logits_len);
 
 
 /* ---------------------------------------------------------------------------------------------- */
@@ -715,6 +747,8 @@ typedef struct llm_generate_result {
     double decode_ms;         /* every later step */
     double prefill_tok_s;
     double decode_tok_s;
+    int32_t n_cached_tokens; /* prompt tokens whose keys/values were reused (a session's KV or the
+                                prefix cache) instead of computed */
 } llm_generate_result;
 
 /* Appends prompt (n_prompt >= 1 tokens) to the sequence, then samples up to max_tokens tokens, each
@@ -733,10 +767,10 @@ llm_status llm_generate(llm_engine *engine, llm_seq_id seq, const int32_t *promp
 /* A runner owns an engine and runs its loop on a thread it starts. Requests are submitted (and
  * cancelled) from any thread; each step of the loop
  *   1. admits queued requests, oldest first, up to max_running (one sequence each),
- *   2. decodes one token for every running request past its prompt, all in ONE llm_decode call,
- *   3. gives prefill chunks to requests still reading their prompt, at most step_token_budget tokens
- *      in all (LLM_LOGITS_LAST on a prompt's final chunk, LLM_LOGITS_NONE before),
- *   4. samples each request that got logits with its own sampler, streams the text and finishes those
+ *   2. builds ONE llm_step batch: the decode token of every running request past its prompt, plus
+ *      prefill chunks of requests still reading their prompt, at most step_token_budget prompt tokens
+ *      in all and no more than max_batch_tokens rows (LLM_LOGITS_LAST on a prompt's final chunk),
+ *   3. samples each request that got logits with its own sampler, streams the text and finishes those
  *      that hit EOS, a stop string, max_tokens or a cancel.
  * When the KV budget runs out (LLM_ERR_KV_FULL), the most recently admitted running request is
  * preempted: its sequence is freed and it goes back to the FRONT of the queue; when admitted again it
@@ -758,6 +792,9 @@ typedef struct llm_runner_params {
                                   (larger values are clipped to it). Default 0 */
     int32_t step_token_budget; /* prompt tokens prefilled per step, across requests; 0 = the engine's
                                   max_batch_tokens. Default 0 */
+    int32_t max_sessions;      /* named sessions at once; 0 = 256. Default 0 */
+    int64_t session_ttl_ms;    /* an idle session is closed this long after its last request ended;
+                                  0 = 600000 (10 minutes), < 0 = never. Default 0 */
 } llm_runner_params;
 
 /* Defaults as documented on each field. Never fails. */
@@ -785,6 +822,13 @@ llm_status llm_runner_create(llm_engine *engine, const llm_runner_params *params
 typedef void (*llm_request_done_fn)(llm_request_id id, llm_status status, const llm_generate_result *result,
                                     const char *error, void *user_data);
 
+/* How a request's prompt relates to its session's history (see Sessions below). */
+typedef enum llm_session_prompt {
+    LLM_SESSION_APPEND = 0, /* the prompt continues the history (e.g. the next turn's tokens) */
+    LLM_SESSION_WHOLE = 1,  /* the prompt is the whole conversation; the longest common prefix with the
+                               history is reused and the rest replaced (e.g. a re-rendered chat) */
+} llm_session_prompt;
+
 typedef struct llm_request {
     const int32_t *prompt; /* n_prompt >= 1 ids in [0, n_vocab); copied by llm_runner_submit */
     size_t n_prompt;
@@ -794,6 +838,10 @@ typedef struct llm_request {
      * on_done has returned, and is checked before every sample. */
     llm_generate_params gen;
     llm_request_done_fn on_done; /* optional; gets gen.user_data */
+    const char *session;   /* optional session name (copied); created if it does not exist */
+    llm_session_prompt session_prompt;
+    int pull;              /* 1: keep the request's output for llm_runner_pull (on_event and on_done
+                              may still be set); its record lives until a pull returns done */
 } llm_request;
 
 /* Queues a request (FIFO). Thread-safe. *out (may be NULL) receives its id.
@@ -824,13 +872,87 @@ typedef struct llm_runner_stats {
     uint64_t failed;      /* finished with an error status */
     uint64_t preempted;   /* preemptions (a request may be preempted several times) */
     uint64_t steps;       /* loop steps that ran the engine */
-    uint64_t decode_calls;  /* llm_decode calls that succeeded */
-    uint64_t decode_tokens; /* tokens they decoded (decode_tokens / decode_calls = mean batch) */
+    uint64_t decode_calls;  /* steps that decoded at least one token */
+    uint64_t decode_tokens; /* tokens decoded (decode_tokens / decode_calls = mean decode batch) */
     uint64_t prefill_tokens; /* prompt tokens prefilled, recomputation after preemption included */
+    uint64_t cached_tokens;  /* prompt tokens reused from a session's KV or the prefix cache */
+    int32_t sessions;        /* open sessions */
+    uint64_t sessions_expired; /* closed by the TTL */
+    uint64_t sessions_parked;  /* times an idle session gave its sequence up under pressure */
 } llm_runner_stats;
 
 /* A consistent snapshot. Thread-safe. */
 void llm_runner_get_stats(llm_runner *runner, llm_runner_stats *stats);
+
+/* Pull: results without callbacks. For a request submitted with pull = 1, llm_runner_pull waits up to
+ * timeout_ms (0 = do not wait, < 0 = forever) for output not yet pulled and hands it over: the tokens
+ * sampled since the last pull and their text (whole UTF-8 characters; what does not fit the caller's
+ * buffers stays for the next pull). When the request has ended and everything was taken, done is 1,
+ * status / result / error describe the end (as on_done's) and the id is forgotten. */
+typedef struct llm_pull {
+    char *text;        /* in: caller buffer, may be NULL with text_cap 0; NUL-terminated if text_cap > 0 */
+    size_t text_cap;
+    int32_t *tokens;   /* in: caller buffer, may be NULL with tokens_cap 0 */
+    size_t tokens_cap;
+    size_t text_len;   /* out: bytes written (NUL excluded) */
+    size_t n_tokens;   /* out: tokens written */
+    int done;          /* out: 1 once the request ended and nothing is left */
+    llm_status status; /* out, when done */
+    llm_generate_result result; /* out, when done */
+    char error[256];   /* out, when done: "" on success */
+} llm_pull;
+
+/* Thread-safe (several threads may pull different requests). Returns LLM_OK (possibly with nothing
+ * new when the timeout passed), LLM_ERR_NOT_FOUND (no pull request with that id, or already done),
+ * LLM_ERR_INVALID_ARGUMENT. Must not be called from a callback of this runner with a timeout != 0. */
+llm_status llm_runner_pull(llm_runner *runner, llm_request_id id, int timeout_ms, llm_pull *pull);
+
+/* Sessions. A named session keeps a conversation's token history and the KV blocks that hold it
+ * between requests, so the next turn prefills only its new tokens. A request names it in
+ * llm_request.session (one request per session at a time: a second gets LLM_ERR_BUSY at submit).
+ * After the request its history is the request's whole token list: the history it started from (or
+ * the reused part of it), the prompt, and every token sampled, EOS and stop-string tokens included,
+ * also when the request was cancelled or failed (then it ends at what was streamed).
+ * The history is authoritative and the KV a cache of it: under memory pressure (KV blocks or sequence
+ * slots needed by running requests) the runner parks idle sessions, least recently used first,
+ * releasing their sequence (its full blocks stay in the prefix cache) before it preempts any request;
+ * the next request of a parked session recomputes what the prefix cache no longer holds. Sessions idle
+ * for session_ttl_ms are closed. Names are 1..LLM_SESSION_NAME_MAX-1 bytes. All functions below are
+ * thread-safe; those that change sessions return once the runner thread has done it (from a callback
+ * of this runner they act at once). */
+#define LLM_SESSION_NAME_MAX 64
+
+typedef struct llm_session_info {
+    char name[LLM_SESSION_NAME_MAX];
+    int32_t n_tokens;    /* history length */
+    int32_t n_kv_tokens; /* of them held in the session's own sequence (0 when parked) */
+    int busy;            /* a request is queued or running on it */
+    double idle_ms;      /* since its last request ended, or since creation (0 while busy) */
+} llm_session_info;
+
+/* Creates an empty session. Returns LLM_OK, LLM_ERR_EXISTS, LLM_ERR_INVALID_ARGUMENT (bad name),
+ * LLM_ERR_TOO_MANY_SEQUENCES (max_sessions reached), LLM_ERR_OUT_OF_MEMORY; message in err. */
+llm_status llm_runner_session_create(llm_runner *runner, const char *name, char *err, size_t err_cap);
+
+/* Creates session dst as a copy of idle session src: the same history, sharing src's KV blocks
+ * (copy-on-write). Returns LLM_OK, LLM_ERR_NOT_FOUND, LLM_ERR_EXISTS, LLM_ERR_BUSY (src has a request),
+ * LLM_ERR_INVALID_ARGUMENT, LLM_ERR_TOO_MANY_SEQUENCES, LLM_ERR_OUT_OF_MEMORY; message in err. */
+llm_status llm_runner_session_fork(llm_runner *runner, const char *src, const char *dst, char *err,
+                                   size_t err_cap);
+
+/* Closes a session: its blocks return to the pool or prefix cache. A request running on it is
+ * cancelled (its blocks freed within one step) and the session goes when it ends. Returns LLM_OK or
+ * LLM_ERR_NOT_FOUND. */
+llm_status llm_runner_session_close(llm_runner *runner, const char *name);
+
+/* Writes up to cap sessions (in creation order) to out and the number of sessions to *n (which may
+ * exceed cap). out may be NULL with cap 0. Returns LLM_OK or LLM_ERR_INVALID_ARGUMENT. */
+llm_status llm_runner_session_list(llm_runner *runner, llm_session_info *out, size_t cap, size_t *n);
+
+/* Copies up to cap ids of a session's history to tokens and its length to *n. Returns LLM_OK,
+ * LLM_ERR_NOT_FOUND, LLM_ERR_BUSY (a request is changing it), LLM_ERR_INVALID_ARGUMENT. */
+llm_status llm_runner_session_history(llm_runner *runner, const char *name, int32_t *tokens, size_t cap,
+                                      size_t *n);
 
 /* Cancels every request (each gets its on_done, from the runner thread), stops and joins the thread
  * and frees the runner; every sequence the runner created is freed, and the engine is the caller's

@@ -105,8 +105,10 @@ int cli_bench_concurrency(llm_model *model, const llm_model_info *mi, const char
         const double t0 = cli_now_ms();
         for (int r = 0; rc == 0 && r < C; r++) {
             tracks[r] = (req_track){0, gaps, &n_gaps, gaps_cap, 0, 0, LLM_OK};
-            llm_request req = {prompts + (size_t)r * prompt, (size_t)prompt, llm_generate_default_params(),
-                               on_done};
+            llm_request req = {.prompt = prompts + (size_t)r * prompt,
+                               .n_prompt = (size_t)prompt,
+                               .gen = llm_generate_default_params(),
+                               .on_done = on_done};
             req.gen.sampling.temperature = 0;
             req.gen.max_tokens = gen;
             req.gen.ignore_eos = 1; /* every request generates exactly gen tokens */

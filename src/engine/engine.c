@@ -43,7 +43,9 @@ struct llm_engine {
     int32_t *tokens;      /* [max_batch_tokens] */
     int32_t *logit_rows;  /* [max_batch_tokens] */
     llm_batch_seq *bseqs; /* [max_batch_tokens] */
-    int32_t *new_blocks;  /* [n_seq_max]: blocks taken by the call in flight, for rollback */
+    int32_t *new_blocks;  /* [n_seq_max]: blocks of each item's sequence before the step, for rollback */
+    int32_t *chain_before; /* [n_seq_max]: the same for the prefix-cache chain */
+    llm_step_item *step_items; /* [n_seq_max]: llm_decode's items */
     uint8_t *mark;        /* [n_seq_max] */
     uint64_t scratch_bytes, kv_bytes, footprint;
     uint64_t prefix_lookup_tokens, prefix_hit_tokens, computed_tokens;
@@ -96,6 +98,8 @@ void llm_engine_free(llm_engine *e) {
     free(e->logit_rows);
     free(e->bseqs);
     free(e->new_blocks);
+    free(e->chain_before);
+    free(e->step_items);
     free(e->mark);
     if (e->model) e->model->n_engines--;
     free(e);
@@ -249,8 +253,11 @@ llm_status llm_engine_create(llm_model *model, const llm_engine_params *params, 
     e->logit_rows = malloc(mb * sizeof *e->logit_rows);
     e->bseqs = malloc(mb * sizeof *e->bseqs);
     e->new_blocks = malloc((size_t)p.n_seq_max * sizeof *e->new_blocks);
+    e->chain_before = malloc((size_t)p.n_seq_max * sizeof *e->chain_before);
+    e->step_items = malloc((size_t)p.n_seq_max * sizeof *e->step_items);
     e->mark = calloc((size_t)p.n_seq_max, 1);
-    int ok = e->seqs && e->positions && e->tokens && e->logit_rows && e->bseqs && e->new_blocks && e->mark;
+    int ok = e->seqs && e->positions && e->tokens && e->logit_rows && e->bseqs && e->new_blocks &&
+             e->chain_before && e->step_items && e->mark;
     for (int32_t i = 0; ok && i < p.n_seq_max; i++) {
         e->seqs[i].blocks = malloc((size_t)e->max_blocks_per_seq * sizeof(int32_t));
         e->seqs[i].tokens = malloc((size_t)p.n_ctx * sizeof(int32_t));
@@ -508,173 +515,207 @@ static llm_status check_tokens(llm_engine *e, const int32_t *tokens, size_t n) {
     return LLM_OK;
 }
 
-/* ---- prefill ------------------------------------------------------------------------------------ */
+/* ---- step: the one forward pass behind prefill and decode ---------------------------------------- */
+
+/* Logit rows an item asks for. */
+static size_t item_rows(const llm_step_item *it) {
+    return it->logits == LLM_LOGITS_ALL ? (size_t)it->n_tokens : it->logits == LLM_LOGITS_LAST ? 1u : 0u;
+}
+
+/* Validates every item before anything changes. */
+static llm_status check_items(llm_engine *e, const llm_step_item *items, size_t n_items, size_t *n_rows) {
+    *n_rows = 0;
+    if (n_items == 0 || !items) return engine_fail(e, LLM_ERR_INVALID_ARGUMENT, "a step needs at least one item");
+    if (n_items > (size_t)e->p.n_seq_max)
+        return engine_fail(e, LLM_ERR_INVALID_ARGUMENT, "%zu items in one step; the engine holds at most %d sequences",
+                           n_items, e->p.n_seq_max);
+    llm_status st = LLM_OK;
+    for (size_t i = 0; i < n_items && st == LLM_OK; i++) {
+        const llm_step_item *it = &items[i];
+        seq_slot *s = find_seq(e, it->seq);
+        if (!s) {
+            st = engine_fail(e, LLM_ERR_INVALID_SEQUENCE, "sequence %d (item %zu) does not exist in this engine",
+                             it->seq, i);
+            break;
+        }
+        const int32_t slot = (int32_t)(s - e->seqs);
+        if (e->mark[slot]) {
+            st = engine_fail(e, LLM_ERR_INVALID_ARGUMENT, "sequence %d appears twice in one step (item %zu)",
+                             it->seq, i);
+            break;
+        }
+        e->mark[slot] = 1;
+        if (it->n_tokens < 1 || !it->tokens)
+            st = engine_fail(e, LLM_ERR_INVALID_ARGUMENT, "item %zu has no tokens", i);
+        else if (it->logits != LLM_LOGITS_NONE && it->logits != LLM_LOGITS_LAST && it->logits != LLM_LOGITS_ALL)
+            st = engine_fail(e, LLM_ERR_INVALID_ARGUMENT, "item %zu: unknown logits mode %d", i, (int)it->logits);
+        else if (it->n_tokens > e->p.n_ctx - s->n_tokens)
+            st = engine_fail(e, LLM_ERR_CONTEXT_FULL,
+                             "sequence %d holds %d tokens; %d more would exceed the context of %d tokens",
+                             it->seq, s->n_tokens, it->n_tokens, e->p.n_ctx);
+        else if ((st = check_tokens(e, it->tokens, (size_t)it->n_tokens)) != LLM_OK)
+            break;
+        *n_rows += item_rows(it);
+    }
+    for (size_t j = 0; j < n_items; j++) { /* marks are idempotent: clear every item's */
+        seq_slot *s = find_seq(e, items[j].seq);
+        if (s) e->mark[s - e->seqs] = 0;
+    }
+    return st;
+}
+
+/* Gives back what the step took for items [0, n): blocks added since, chain position. */
+static void rollback(llm_engine *e, llm_step_item *items, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        seq_slot *s = find_seq(e, items[i].seq);
+        shrink_blocks(e, s, e->new_blocks[i]);
+        s->n_chain = e->chain_before[i];
+    }
+}
+
+llm_status llm_step(llm_engine *e, llm_step_item *items, size_t n_items, float *logits, size_t logits_cap,
+                    size_t *logits_len) {
+    if (!e) return LLM_ERR_INVALID_ARGUMENT;
+    const size_t V = (size_t)e->model->hp.n_vocab;
+    size_t n_logit_rows = 0;
+    llm_status st = check_items(e, items, n_items, &n_logit_rows);
+    if (logits_len) *logits_len = n_logit_rows * V;
+    if (st != LLM_OK) return st;
+    if (n_logit_rows > 0 && (!logits || logits_cap < n_logit_rows * V))
+        return engine_fail(e, LLM_ERR_BUFFER_TOO_SMALL, "logits buffer holds %zu floats, %zu needed",
+                           logits ? logits_cap : 0, n_logit_rows * V);
+    const int32_t bs = e->p.kv_block_size;
+
+    /* Prefix cache, then the blocks every item needs, counted before any is taken so that a refusal
+     * changes nothing. An item from a block boundary reuses registered blocks for its leading full
+     * blocks; its last token is always computed, and LLM_LOGITS_ALL computes every row. */
+    int64_t need_blocks = 0;
+    for (size_t i = 0; i < n_items; i++) {
+        llm_step_item *it = &items[i];
+        seq_slot *s = find_seq(e, it->seq);
+        e->new_blocks[i] = s->n_blocks;
+        e->chain_before[i] = s->n_chain;
+        it->n_reused = 0;
+        if (s->n_tokens % bs == 0 && it->n_tokens > 1 && it->logits != LLM_LOGITS_ALL)
+            it->n_reused = attach_cached_prefix(e, s, it->tokens, it->n_tokens - 1);
+        const int32_t want = (s->n_tokens + it->n_tokens + bs - 1) / bs;
+        need_blocks += want - s->n_blocks + needs_cow(e, s);
+    }
+    if (need_blocks > llm_kv_blocks_available(&e->kv)) {
+        rollback(e, items, n_items);
+        for (size_t i = 0; i < n_items; i++) items[i].n_reused = 0;
+        return engine_fail(e, LLM_ERR_KV_FULL,
+                           "KV cache full: %lld more blocks of %d tokens needed, %d of %d free or cached",
+                           (long long)need_blocks, bs, llm_kv_blocks_available(&e->kv), e->kv.n_blocks);
+    }
+    for (size_t i = 0; i < n_items; i++) {
+        seq_slot *s = find_seq(e, items[i].seq);
+        if (make_writable(e, s) != 0 || reserve_blocks(e, s, s->n_tokens + items[i].n_tokens) != 0)
+            LLM_ASSERT(!"blocks counted as available could not be had");
+        assert_writable(e, s, s->n_tokens + items[i].n_reused, s->n_tokens + items[i].n_tokens);
+    }
+
+    /* Rows are packed in item order into forward passes of at most max_batch_tokens rows; an item
+     * split across two passes continues where the first left off (its keys are in the cache by then).
+     * Logit rows come out in the same global order, so each pass writes a contiguous span. */
+    const int32_t T_max = e->p.max_batch_tokens;
+    size_t item = 0;
+    int32_t item_done = 0; /* computed rows of items[item] */
+    float *dst = logits;
+    while (item < n_items) {
+        int32_t T = 0, S = 0, n_rows = 0;
+        while (item < n_items && T < T_max) {
+            const llm_step_item *it = &items[item];
+            const seq_slot *s = find_seq(e, it->seq);
+            const int32_t run = it->n_tokens - it->n_reused; /* rows to compute */
+            const int32_t n = run - item_done < T_max - T ? run - item_done : T_max - T;
+            const int32_t n_past = s->n_tokens + it->n_reused + item_done;
+            memcpy(e->tokens + T, it->tokens + it->n_reused + item_done, (size_t)n * sizeof *e->tokens);
+            for (int32_t r = 0; r < n; r++) e->positions[T + r] = n_past + r;
+            e->bseqs[S++] = (llm_batch_seq){T, n, n_past, s->blocks};
+            if (it->logits == LLM_LOGITS_ALL)
+                for (int32_t r = 0; r < n; r++) e->logit_rows[n_rows++] = T + r;
+            else if (it->logits == LLM_LOGITS_LAST && item_done + n == run)
+                e->logit_rows[n_rows++] = T + n - 1;
+            T += n;
+            item_done += n;
+            if (item_done == run) item++, item_done = 0;
+        }
+        llm_batch b = {T, e->tokens, e->positions, S, e->bseqs};
+        st = llm_forward_run(&e->fwd, &b, e->logit_rows, n_rows, dst, &e->err);
+        if (st != LLM_OK) {
+            rollback(e, items, n_items);
+            for (size_t i = 0; i < n_items; i++) items[i].n_reused = 0;
+            return st;
+        }
+        dst += (size_t)n_rows * V;
+    }
+
+    for (size_t i = 0; i < n_items; i++) {
+        const llm_step_item *it = &items[i];
+        seq_slot *s = find_seq(e, it->seq);
+        if (s->n_tokens % bs == 0 && it->n_tokens > 1 && it->logits != LLM_LOGITS_ALL)
+            e->prefix_lookup_tokens += (uint64_t)it->n_tokens;
+        e->prefix_hit_tokens += (uint64_t)it->n_reused;
+        e->computed_tokens += (uint64_t)(it->n_tokens - it->n_reused);
+        memcpy(s->tokens + s->n_tokens, it->tokens, (size_t)it->n_tokens * sizeof *it->tokens);
+        s->n_tokens += it->n_tokens;
+        register_full_blocks(e, s);
+    }
+    return LLM_OK;
+}
 
 llm_status llm_prefill(llm_engine *e, llm_seq_id id, const int32_t *tokens, size_t n_tokens,
                        llm_logits_mode mode, float *logits, size_t logits_cap, size_t *logits_len) {
     if (!e) return LLM_ERR_INVALID_ARGUMENT;
     const size_t V = (size_t)e->model->hp.n_vocab;
-    size_t need = mode == LLM_LOGITS_ALL ? n_tokens * V : mode == LLM_LOGITS_LAST ? V : 0;
-    if (logits_len) *logits_len = need;
-    if (mode != LLM_LOGITS_NONE && mode != LLM_LOGITS_LAST && mode != LLM_LOGITS_ALL)
-        return engine_fail(e, LLM_ERR_INVALID_ARGUMENT, "unknown logits mode %d", (int)mode);
-    seq_slot *s = find_seq(e, id);
-    if (!s) return engine_fail(e, LLM_ERR_INVALID_SEQUENCE, "sequence %d does not exist in this engine", id);
+    if (logits_len) *logits_len = mode == LLM_LOGITS_ALL ? n_tokens * V : mode == LLM_LOGITS_LAST ? V : 0;
     if (n_tokens == 0 || !tokens)
         return engine_fail(e, LLM_ERR_INVALID_ARGUMENT, "prefill needs at least one token");
-    if (need > 0 && (!logits || logits_cap < need))
-        return engine_fail(e, LLM_ERR_BUFFER_TOO_SMALL, "logits buffer holds %zu floats, %zu needed",
-                           logits ? logits_cap : 0, need);
-    llm_status st = check_tokens(e, tokens, n_tokens);
-    if (st) return st;
-    if (n_tokens > (size_t)(e->p.n_ctx - s->n_tokens))
-        return engine_fail(e, LLM_ERR_CONTEXT_FULL,
-                           "sequence holds %d tokens; %zu more would exceed the context of %d tokens",
-                           s->n_tokens, n_tokens, e->p.n_ctx);
-    const int32_t bs = e->p.kv_block_size;
-    const int32_t blocks_before = s->n_blocks, chain_before = s->n_chain;
-    /* Prefix cache: from a block boundary, reuse registered blocks for the leading full blocks. Rows
-     * whose logits are wanted are always computed: LLM_LOGITS_ALL skips nothing, and the last token
-     * is always computed (LAST needs its logits; NONE keeps the rule simple). */
-    int32_t skip = 0;
-    const int looked_up = s->n_tokens % bs == 0 && mode != LLM_LOGITS_ALL;
-    if (looked_up) skip = attach_cached_prefix(e, s, tokens, (int32_t)n_tokens - 1);
-    const int32_t start = s->n_tokens + skip; /* first position to compute */
-    const size_t n_run = n_tokens - (size_t)skip;
-    const int32_t want = (s->n_tokens + (int32_t)n_tokens + bs - 1) / bs;
-    const int32_t need_blocks = want - s->n_blocks + needs_cow(e, s);
-    if (need_blocks > llm_kv_blocks_available(&e->kv)) {
-        shrink_blocks(e, s, blocks_before);
-        s->n_chain = chain_before;
-        return engine_fail(e, LLM_ERR_KV_FULL,
-                           "KV cache full: %d more blocks of %d tokens needed, %d of %d free or cached",
-                           need_blocks, bs, llm_kv_blocks_available(&e->kv), e->kv.n_blocks);
-    }
-    if (make_writable(e, s) != 0 || reserve_blocks(e, s, s->n_tokens + (int32_t)n_tokens) != 0)
-        LLM_ASSERT(!"blocks counted as available could not be had");
-    assert_writable(e, s, start, s->n_tokens + (int32_t)n_tokens);
-    const int32_t T_max = e->p.max_batch_tokens;
-    const int32_t *run = tokens + skip;
-    for (size_t done = 0; done < n_run;) {
-        const int32_t n = (int32_t)(n_run - done < (size_t)T_max ? n_run - done : (size_t)T_max);
-        const int32_t n_past = start + (int32_t)done;
-        for (int32_t i = 0; i < n; i++) e->positions[i] = n_past + i;
-        llm_batch_seq bseq = {0, n, n_past, s->blocks};
-        llm_batch b = {n, run + done, e->positions, 1, &bseq};
-        int32_t n_rows = 0;
-        float *dst = NULL;
-        if (mode == LLM_LOGITS_ALL) {
-            for (int32_t i = 0; i < n; i++) e->logit_rows[i] = i;
-            n_rows = n;
-            dst = logits + done * V;
-        } else if (mode == LLM_LOGITS_LAST && done + (size_t)n == n_run) {
-            e->logit_rows[0] = n - 1;
-            n_rows = 1;
-            dst = logits;
-        }
-        st = llm_forward_run(&e->fwd, &b, e->logit_rows, n_rows, dst, &e->err);
-        if (st != LLM_OK) {
-            shrink_blocks(e, s, blocks_before);
-            s->n_chain = chain_before;
-            return st;
-        }
-        done += (size_t)n;
-    }
-    memcpy(s->tokens + s->n_tokens, tokens, n_tokens * sizeof *tokens);
-    s->n_tokens += (int32_t)n_tokens;
-    if (looked_up) e->prefix_lookup_tokens += n_tokens;
-    e->prefix_hit_tokens += (uint64_t)skip;
-    e->computed_tokens += n_run;
-    register_full_blocks(e, s);
-    return LLM_OK;
+    if (n_tokens > (size_t)INT32_MAX)
+        return engine_fail(e, LLM_ERR_CONTEXT_FULL, "%zu tokens exceed the context of %d tokens", n_tokens,
+                           e->p.n_ctx);
+    llm_step_item it = {id, tokens, (int32_t)n_tokens, mode, 0};
+    return llm_step(e, &it, 1, logits, logits_cap, logits_len);
 }
-
-/* ---- decode ------------------------------------------------------------------------------------- */
 
 llm_status llm_decode(llm_engine *e, const llm_seq_id *ids, const int32_t *tokens, size_t n_seqs,
                       float *logits, size_t logits_cap, size_t *logits_len) {
     if (!e) return LLM_ERR_INVALID_ARGUMENT;
-    const size_t V = (size_t)e->model->hp.n_vocab;
-    const size_t need = n_seqs * V;
-    if (logits_len) *logits_len = need;
+    if (logits_len) *logits_len = n_seqs * (size_t)e->model->hp.n_vocab;
     if (n_seqs == 0 || !ids || !tokens)
         return engine_fail(e, LLM_ERR_INVALID_ARGUMENT, "decode needs at least one sequence");
     if (n_seqs > (size_t)e->p.n_seq_max)
         return engine_fail(e, LLM_ERR_INVALID_ARGUMENT,
-                           "%zu sequences in one decode; the engine holds at most %d", n_seqs,
-                           e->p.n_seq_max);
-    if (!logits || logits_cap < need)
-        return engine_fail(e, LLM_ERR_BUFFER_TOO_SMALL, "logits buffer holds %zu floats, %zu needed",
-                           logits ? logits_cap : 0, need);
-    llm_status st = check_tokens(e, tokens, n_seqs);
-    if (st) return st;
-    /* validate everything before touching anything */
-    for (size_t i = 0; i < n_seqs; i++) {
-        seq_slot *s = find_seq(e, ids[i]);
-        if (!s) {
-            st = engine_fail(e, LLM_ERR_INVALID_SEQUENCE,
-                             "sequence %d (index %zu) does not exist in this engine", ids[i], i);
-            break;
-        }
-        const int32_t slot = (int32_t)(s - e->seqs);
-        if (e->mark[slot]) {
-            st = engine_fail(e, LLM_ERR_INVALID_ARGUMENT, "sequence %d appears twice in one decode batch",
-                             ids[i]);
-            break;
-        }
-        e->mark[slot] = 1;
-        if (s->n_tokens >= e->p.n_ctx) {
-            st = engine_fail(e, LLM_ERR_CONTEXT_FULL, "sequence %d is full (%d tokens, the context)", ids[i],
-                             e->p.n_ctx);
-            break;
-        }
-    }
-    for (size_t i = 0; i < n_seqs; i++) {
-        seq_slot *s = find_seq(e, ids[i]);
-        if (s) e->mark[s - e->seqs] = 0;
-    }
-    if (st) return st;
-    /* blocks: a sequence whose length is a multiple of the block size needs a fresh one, one whose
-     * partial last block is shared needs a private copy; counted first, so a refusal changes nothing */
-    int64_t need_blocks = 0;
-    for (size_t i = 0; i < n_seqs; i++) {
-        const seq_slot *s = find_seq(e, ids[i]);
-        need_blocks += (s->n_tokens % e->p.kv_block_size == 0) + needs_cow(e, s);
-    }
-    if (need_blocks > llm_kv_blocks_available(&e->kv))
-        return engine_fail(e, LLM_ERR_KV_FULL,
-                           "KV cache full: decoding %zu sequences needs %lld blocks, %d free or cached",
-                           n_seqs, (long long)need_blocks, llm_kv_blocks_available(&e->kv));
-    for (size_t i = 0; i < n_seqs; i++) {
-        seq_slot *s = find_seq(e, ids[i]);
-        e->new_blocks[i] = s->n_blocks;
-        if (make_writable(e, s) != 0 || reserve_blocks(e, s, s->n_tokens + 1) != 0)
-            LLM_ASSERT(!"blocks counted as available could not be had");
-        assert_writable(e, s, s->n_tokens, s->n_tokens + 1);
-    }
-    const size_t T_max = (size_t)e->p.max_batch_tokens;
-    for (size_t done = 0; done < n_seqs;) {
-        const int32_t n = (int32_t)(n_seqs - done < T_max ? n_seqs - done : T_max);
-        for (int32_t i = 0; i < n; i++) {
-            seq_slot *s = find_seq(e, ids[done + (size_t)i]);
-            e->positions[i] = s->n_tokens;
-            e->bseqs[i] = (llm_batch_seq){i, 1, s->n_tokens, s->blocks};
-            e->logit_rows[i] = i;
-        }
-        llm_batch b = {n, tokens + done, e->positions, n, e->bseqs};
-        st = llm_forward_run(&e->fwd, &b, e->logit_rows, n, logits + done * V, &e->err);
-        if (st != LLM_OK) {
-            for (size_t i = 0; i < n_seqs; i++) shrink_blocks(e, find_seq(e, ids[i]), e->new_blocks[i]);
-            return st;
-        }
-        done += (size_t)n;
-    }
-    for (size_t i = 0; i < n_seqs; i++) {
-        seq_slot *s = find_seq(e, ids[i]);
-        s->tokens[s->n_tokens++] = tokens[i];
-        register_full_blocks(e, s);
-    }
-    e->computed_tokens += n_seqs;
+                           "%zu sequences in one decode; the engine holds at most %d", n_seqs, e->p.n_seq_max);
+    for (size_t i = 0; i < n_seqs; i++)
+        e->step_items[i] = (llm_step_item){ids[i], tokens + i, 1, LLM_LOGITS_LAST, 0};
+    return llm_step(e, e->step_items, n_seqs, logits, logits_cap, logits_len);
+}
+
+/* ---- fork --------------------------------------------------------------------------------------- */
+
+llm_status llm_seq_fork(llm_engine *e, llm_seq_id src, llm_seq_id *out) {
+    if (!e || !out) return LLM_ERR_INVALID_ARGUMENT;
+    *out = 0;
+    const seq_slot *s = find_seq(e, src);
+    if (!s) return engine_fail(e, LLM_ERR_INVALID_SEQUENCE, "sequence %d does not exist in this engine", src);
+    const int32_t src_slot = (int32_t)(s - e->seqs);
+    llm_seq_id id = 0;
+    llm_status st = llm_seq_create(e, &id);
+    if (st != LLM_OK) return st;
+    s = &e->seqs[src_slot];
+    seq_slot *d = find_seq(e, id);
+    for (int32_t b = 0; b < s->n_blocks; b++) llm_kv_block_ref(&e->kv, s->blocks[b]);
+    memcpy(d->blocks, s->blocks, (size_t)s->n_blocks * sizeof *d->blocks);
+    memcpy(d->tokens, s->tokens, (size_t)s->n_tokens * sizeof *d->tokens);
+    memcpy(d->bhash, s->bhash, (size_t)s->n_chain * sizeof *d->bhash);
+    memcpy(d->canon, s->canon, (size_t)s->n_chain * sizeof *d->canon);
+    memcpy(d->canon_epoch, s->canon_epoch, (size_t)s->n_chain * sizeof *d->canon_epoch);
+    d->n_blocks = s->n_blocks;
+    d->n_tokens = s->n_tokens;
+    d->n_chain = s->n_chain;
+    *out = id;
     return LLM_OK;
 }
 
