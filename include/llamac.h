@@ -37,29 +37,29 @@ extern "C" {
 /* ---------------------------------------------------------------------------------------------- */
 /* Status codes: one table, expanded into the enum and into llm_strerror.                          */
 
-#define LLM_STATUS_TABLE(X)                                                                          \
-    X(LLM_OK, 0, "success")                                                                          \
-    X(LLM_ERR_INVALID_ARGUMENT, 1, "invalid argument")                                               \
-    X(LLM_ERR_OUT_OF_MEMORY, 2, "out of memory")                                                     \
-    X(LLM_ERR_IO, 3, "I/O error")                                                                    \
-    X(LLM_ERR_NOT_FOUND, 4, "file not found")                                                        \
-    X(LLM_ERR_BAD_JSON, 5, "malformed JSON")                                                         \
-    X(LLM_ERR_BAD_FORMAT, 6, "malformed or inconsistent model file")                                 \
-    X(LLM_ERR_BAD_CONFIG, 7, "invalid model configuration")                                          \
-    X(LLM_ERR_UNSUPPORTED, 8, "unsupported model feature")                                           \
-    X(LLM_ERR_MISSING_TENSOR, 9, "required tensor missing")                                          \
-    X(LLM_ERR_SHAPE_MISMATCH, 10, "tensor shape mismatch")                                           \
-    X(LLM_ERR_DTYPE_MISMATCH, 11, "tensor dtype not usable")                                         \
-    X(LLM_ERR_MEMORY_LIMIT, 12, "memory limit exceeded")                                             \
-    X(LLM_ERR_KV_FULL, 13, "KV cache budget exhausted")                                              \
-    X(LLM_ERR_CONTEXT_FULL, 14, "sequence longer than the context")                                  \
-    X(LLM_ERR_BUFFER_TOO_SMALL, 15, "output buffer too small")                                       \
-    X(LLM_ERR_BACKEND_UNAVAILABLE, 16, "backend not available")                                      \
-    X(LLM_ERR_BACKEND, 17, "backend failure")                                                        \
-    X(LLM_ERR_INVALID_SEQUENCE, 18, "unknown or freed sequence")                                     \
-    X(LLM_ERR_TOO_MANY_SEQUENCES, 19, "too many sequences")                                          \
-    X(LLM_ERR_INTERNAL, 20, "internal error")                                                        \
-    X(LLM_ERR_BUSY, 21, "resource busy")                                                             \
+#define LLM_STATUS_TABLE(X)                                                                                  \
+    X(LLM_OK, 0, "success")                                                                                  \
+    X(LLM_ERR_INVALID_ARGUMENT, 1, "invalid argument")                                                       \
+    X(LLM_ERR_OUT_OF_MEMORY, 2, "out of memory")                                                             \
+    X(LLM_ERR_IO, 3, "I/O error")                                                                            \
+    X(LLM_ERR_NOT_FOUND, 4, "file not found")                                                                \
+    X(LLM_ERR_BAD_JSON, 5, "malformed JSON")                                                                 \
+    X(LLM_ERR_BAD_FORMAT, 6, "malformed or inconsistent model file")                                         \
+    X(LLM_ERR_BAD_CONFIG, 7, "invalid model configuration")                                                  \
+    X(LLM_ERR_UNSUPPORTED, 8, "unsupported model feature")                                                   \
+    X(LLM_ERR_MISSING_TENSOR, 9, "required tensor missing")                                                  \
+    X(LLM_ERR_SHAPE_MISMATCH, 10, "tensor shape mismatch")                                                   \
+    X(LLM_ERR_DTYPE_MISMATCH, 11, "tensor dtype not usable")                                                 \
+    X(LLM_ERR_MEMORY_LIMIT, 12, "memory limit exceeded")                                                     \
+    X(LLM_ERR_KV_FULL, 13, "KV cache budget exhausted")                                                      \
+    X(LLM_ERR_CONTEXT_FULL, 14, "sequence longer than the context")                                          \
+    X(LLM_ERR_BUFFER_TOO_SMALL, 15, "output buffer too small")                                               \
+    X(LLM_ERR_BACKEND_UNAVAILABLE, 16, "backend not available")                                              \
+    X(LLM_ERR_BACKEND, 17, "backend failure")                                                                \
+    X(LLM_ERR_INVALID_SEQUENCE, 18, "unknown or freed sequence")                                             \
+    X(LLM_ERR_TOO_MANY_SEQUENCES, 19, "too many sequences")                                                  \
+    X(LLM_ERR_INTERNAL, 20, "internal error")                                                                \
+    X(LLM_ERR_BUSY, 21, "resource busy")                                                                     \
     X(LLM_ERR_EXISTS, 22, "already exists")
 
 typedef enum llm_status {
@@ -122,9 +122,9 @@ typedef struct llm_model_params {
     /* Upper bound on weights + KV cache + scratch, checked before anything large is allocated.
      * 0 = the machine's physical memory. */
     uint64_t memory_limit_bytes;
-    llm_log_fn log_fn;        /* may be NULL: no logging */
+    llm_log_fn log_fn; /* may be NULL: no logging */
     void *log_user_data;
-    llm_log_level log_level;  /* messages below this level are not formatted; default LLM_LOG_INFO */
+    llm_log_level log_level; /* messages below this level are not formatted; default LLM_LOG_INFO */
     /* Optional progress of llm_model_load / llm_model_create_random, called from the calling thread
      * with fractions in [0, 1] that never decrease, the last one exactly 1 on success (not on failure).
      * With it set, llm_model_load also reads the weights through once after validating them (so they
@@ -174,7 +174,8 @@ llm_status llm_model_load(const char *dir, const llm_model_params *params, llm_m
  * Returns LLM_OK, LLM_ERR_INVALID_ARGUMENT (an unknown preset: the message lists the presets; a bad
  * dtype or parameter), LLM_ERR_MEMORY_LIMIT, LLM_ERR_OUT_OF_MEMORY, LLM_ERR_BACKEND_UNAVAILABLE. */
 llm_status llm_model_create_random(const char *preset, llm_dtype dtype, uint64_t seed,
-                                   const llm_model_params *params, llm_model **out, char *err, size_t err_cap);
+                                   const llm_model_params *params, llm_model **out, char *err,
+                                   size_t err_cap);
 
 /* The name of the i-th preset of llm_model_create_random (0, 1, ...), NULL past the last. Owned by the
  * library. */
@@ -190,30 +191,30 @@ const char *llm_model_last_error(const llm_model *model);
 #define LLM_MAX_EOS_TOKENS 8
 
 typedef struct llm_model_info {
-    char architecture[64];       /* "LlamaForCausalLM", "Qwen2ForCausalLM", "Qwen3ForCausalLM" */
-    char family[16];             /* "llama", "qwen2", "qwen3" */
+    char architecture[64]; /* "LlamaForCausalLM", "Qwen2ForCausalLM", "Qwen3ForCausalLM" */
+    char family[16];       /* "llama", "qwen2", "qwen3" */
     int32_t n_vocab;
-    int32_t n_embd;              /* hidden_size */
+    int32_t n_embd; /* hidden_size */
     int32_t n_layer;
     int32_t n_head;
     int32_t n_head_kv;
     int32_t head_dim;
-    int32_t n_ff;                /* intermediate_size */
-    int32_t n_ctx_train;         /* max_position_embeddings */
+    int32_t n_ff;        /* intermediate_size */
+    int32_t n_ctx_train; /* max_position_embeddings */
     double rope_theta;
-    char rope_type[16];          /* "default" or "llama3" */
+    char rope_type[16]; /* "default" or "llama3" */
     double rms_norm_eps;
-    int tied_embeddings;         /* lm_head shares the token embedding matrix */
+    int tied_embeddings; /* lm_head shares the token embedding matrix */
     int has_qkv_bias;
     int has_o_bias;
     int has_mlp_bias;
     int has_qk_norm;
-    int32_t bos_token_id;        /* -1 if none */
+    int32_t bos_token_id; /* -1 if none */
     int32_t n_eos;
     int32_t eos_token_ids[LLM_MAX_EOS_TOKENS];
-    uint64_t n_params;           /* parameters actually used (tied embeddings counted once) */
-    uint64_t n_tensors;          /* tensors used by the architecture */
-    uint64_t weight_bytes;       /* bytes of those tensors */
+    uint64_t n_params;     /* parameters actually used (tied embeddings counted once) */
+    uint64_t n_tensors;    /* tensors used by the architecture */
+    uint64_t weight_bytes; /* bytes of those tensors */
     uint64_t bytes_by_dtype[LLM_DTYPE_COUNT];
     uint64_t kv_bytes_per_token; /* all layers, K and V, as the engine stores them */
     llm_backend_kind backend;    /* the backend chosen at load */
@@ -230,9 +231,9 @@ typedef struct llm_engine llm_engine;
 typedef int32_t llm_seq_id; /* > 0 when valid; a freed id is never valid again within its engine */
 
 typedef struct llm_engine_params {
-    int32_t n_ctx;            /* max tokens of one sequence; 0 = min(model's n_ctx_train, 4096) */
-    int32_t n_seq_max;        /* max live sequences; default 16 */
-    int32_t kv_block_size;    /* tokens per KV block; default 16 */
+    int32_t n_ctx;         /* max tokens of one sequence; 0 = min(model's n_ctx_train, 4096) */
+    int32_t n_seq_max;     /* max live sequences; default 16 */
+    int32_t kv_block_size; /* tokens per KV block; default 16 */
     /* KV budget: tokens across all sequences (rounded up to whole blocks). If both are 0, n_ctx tokens.
      * If both are set, the smaller budget wins. */
     int64_t kv_budget_tokens;
@@ -265,10 +266,10 @@ typedef struct llm_engine_info {
     int32_t kv_block_size;
     int32_t kv_blocks_total;
     int32_t kv_blocks_used;
-    int32_t n_seqs;          /* live sequences */
+    int32_t n_seqs; /* live sequences */
     int32_t max_batch_tokens;
-    uint64_t kv_bytes;       /* KV cache allocation */
-    uint64_t scratch_bytes;  /* activation arena */
+    uint64_t kv_bytes;        /* KV cache allocation */
+    uint64_t scratch_bytes;   /* activation arena */
     uint64_t footprint_bytes; /* weights + KV + scratch */
     /* Prefix cache (see "Prefix caching" below). kv_blocks_used counts blocks referenced by live
      * sequences; kv_blocks_cached those no sequence references that still hold a registered prefix
@@ -383,7 +384,6 @@ typedef struct llm_step_item {
 llm_status llm_step(llm_engine *engine, llm_step_item *items, size_t n_items, float *logits,
                     size_t logits_cap, size_t *logits_len);
 
-
 /* ---------------------------------------------------------------------------------------------- */
 /* Tokenizer: Hugging Face tokenizer.json (+ tokenizer_config.json, special_tokens_map.json)       */
 
@@ -422,8 +422,8 @@ llm_tokenizer_params llm_tokenizer_default_params(void);
  * *out: the new tokenizer (caller owns; free with llm_tokenizer_free), NULL on failure.
  * Returns LLM_OK, LLM_ERR_NOT_FOUND, LLM_ERR_IO, LLM_ERR_BAD_JSON, LLM_ERR_BAD_FORMAT, LLM_ERR_UNSUPPORTED,
  * LLM_ERR_OUT_OF_MEMORY, LLM_ERR_INVALID_ARGUMENT. */
-llm_status llm_tokenizer_load(const char *dir, const llm_tokenizer_params *params, llm_tokenizer **out, char *err,
-                              size_t err_cap);
+llm_status llm_tokenizer_load(const char *dir, const llm_tokenizer_params *params, llm_tokenizer **out,
+                              char *err, size_t err_cap);
 
 /* As llm_tokenizer_load, from memory: tokenizer_json is required; config_json (tokenizer_config.json)
  * may be NULL. Both borrowed for the call. */
@@ -469,9 +469,10 @@ const char *llm_tokenizer_chat_template(const llm_tokenizer *tok);
  * tokenizer_config.json's add_bos_token / add_eos_token are not applied: transformers honours them
  * only in tokenizer classes that rebuild the post-processor from them (LlamaTokenizerFast), so ids
  * can differ from transformers' where a config's flags disagree with its tokenizer.json. */
-#define LLM_TOKENIZE_ADD_SPECIAL 1u   /* run the post-processor: BOS/EOS exactly as it is configured */
-#define LLM_TOKENIZE_PARSE_SPECIAL 2u /* special added tokens written in the text become those tokens
-                                         (HF's default); without it their text is tokenized as text */
+#define LLM_TOKENIZE_ADD_SPECIAL 1u /* run the post-processor: BOS/EOS exactly as it is configured */
+#define LLM_TOKENIZE_PARSE_SPECIAL                                                                           \
+    2u /* special added tokens written in the text become those tokens                                       \
+          (HF's default); without it their text is tokenized as text */
 
 /* Encodes text[0..len) (UTF-8; invalid bytes are an LLM_ERR_INVALID_ARGUMENT naming the byte offset).
  * ids: caller buffer of cap entries (may be NULL when cap is 0); *n_ids receives the number of ids,
@@ -479,8 +480,8 @@ const char *llm_tokenizer_chat_template(const llm_tokenizer *tok);
  * written then. Returns LLM_OK, LLM_ERR_INVALID_ARGUMENT, LLM_ERR_BUFFER_TOO_SMALL,
  * LLM_ERR_OUT_OF_MEMORY, LLM_ERR_BAD_FORMAT (the model's unk_token is needed but is not in its
  * vocabulary, where HF fails too), LLM_ERR_INTERNAL (a regex resource limit). */
-llm_status llm_tokenize(llm_tokenizer *tok, const char *text, size_t len, unsigned flags, int32_t *ids, size_t cap,
-                        size_t *n_ids);
+llm_status llm_tokenize(llm_tokenizer *tok, const char *text, size_t len, unsigned flags, int32_t *ids,
+                        size_t cap, size_t *n_ids);
 
 /* Flags of llm_detokenize and the stream. */
 #define LLM_DETOKENIZE_SKIP_SPECIAL 1u /* leave out special added tokens */
@@ -564,8 +565,8 @@ typedef struct llm_sampling_params {
                                  (count > 0) + frequency * count, count = times generated. Default 0 */
     const llm_logit_bias *logit_bias; /* borrowed for llm_sampler_create; copied */
     size_t n_logit_bias;
-    uint64_t seed;            /* same seed + same settings + same logits -> same tokens */
-    int32_t top_logprobs;     /* 0..LLM_MAX_TOP_LOGPROBS alternatives reported with each sampled token */
+    uint64_t seed;        /* same seed + same settings + same logits -> same tokens */
+    int32_t top_logprobs; /* 0..LLM_MAX_TOP_LOGPROBS alternatives reported with each sampled token */
 } llm_sampling_params;
 
 /* temperature 1, top_k 0, top_p 1, min_p 0, repetition_penalty 1, penalties 0, no bias, seed 0,
@@ -579,8 +580,8 @@ typedef struct llm_sampler llm_sampler;
  * always NUL-terminated when err_cap > 0). params may be NULL for the defaults; borrowed for the call.
  * *out: caller owns; free with llm_sampler_free. NULL on failure.
  * Returns LLM_OK, LLM_ERR_INVALID_ARGUMENT, LLM_ERR_OUT_OF_MEMORY. */
-llm_status llm_sampler_create(const llm_sampling_params *params, int32_t n_vocab, llm_sampler **out, char *err,
-                              size_t err_cap);
+llm_status llm_sampler_create(const llm_sampling_params *params, int32_t n_vocab, llm_sampler **out,
+                              char *err, size_t err_cap);
 void llm_sampler_free(llm_sampler *s); /* NULL is a no-op */
 
 /* The message of the sampler's last failed call ("" if none). Owned by the sampler; valid until its
@@ -601,8 +602,8 @@ typedef struct llm_token_logprob {
 
 typedef struct llm_sample_result {
     int32_t token;
-    float logprob;            /* of the chosen token, see below */
-    int32_t n_top;            /* entries used in top[]: min(top_logprobs, n_vocab) */
+    float logprob;                               /* of the chosen token, see below */
+    int32_t n_top;                               /* entries used in top[]: min(top_logprobs, n_vocab) */
     llm_token_logprob top[LLM_MAX_TOP_LOGPROBS]; /* the best tokens, best first (see "Order of tokens") */
 } llm_sample_result;
 
@@ -709,8 +710,8 @@ typedef enum llm_finish_reason {
 const char *llm_finish_reason_name(llm_finish_reason reason);
 
 typedef struct llm_generate_event {
-    int32_t token;                   /* the generated token; -1 for the final flush event */
-    const char *text;                /* complete UTF-8 that became final with this token (may be empty) */
+    int32_t token;    /* the generated token; -1 for the final flush event */
+    const char *text; /* complete UTF-8 that became final with this token (may be empty) */
     size_t text_len;
     const llm_sample_result *sample; /* its log-probabilities; NULL for the final flush event */
 } llm_generate_event;
@@ -723,15 +724,15 @@ typedef int (*llm_generate_fn)(const llm_generate_event *event, void *user_data)
 
 typedef struct llm_generate_params {
     llm_sampling_params sampling;
-    int32_t max_tokens;            /* >= 1; default 256 */
-    const char *const *stop;       /* stop strings (UTF-8, non-empty), matched on the text across token
-                                      boundaries; nothing past a match is emitted. Borrowed for the call */
+    int32_t max_tokens;      /* >= 1; default 256 */
+    const char *const *stop; /* stop strings (UTF-8, non-empty), matched on the text across token
+                                boundaries; nothing past a match is emitted. Borrowed for the call */
     size_t n_stop;
-    int ignore_eos;                /* default 0: stop at the EOS tokens of generation_config.json and
-                                      the tokenizer's eos_token */
-    const volatile int *cancel;    /* optional; checked before every step; set it nonzero from any
-                                      thread or a signal handler to stop */
-    llm_generate_fn on_event;      /* optional */
+    int ignore_eos;             /* default 0: stop at the EOS tokens of generation_config.json and
+                                   the tokenizer's eos_token */
+    const volatile int *cancel; /* optional; checked before every step; set it nonzero from any
+                                   thread or a signal handler to stop */
+    llm_generate_fn on_event;   /* optional */
     void *user_data;
 } llm_generate_params;
 
@@ -741,10 +742,10 @@ llm_generate_params llm_generate_default_params(void);
 typedef struct llm_generate_result {
     llm_finish_reason finish;
     int32_t n_prompt_tokens;
-    int32_t n_generated;      /* tokens sampled, EOS excluded */
-    double prefill_ms;        /* the prompt's prefill */
-    double ttft_ms;           /* from the call to the first sampled token */
-    double decode_ms;         /* every later step */
+    int32_t n_generated; /* tokens sampled, EOS excluded */
+    double prefill_ms;   /* the prompt's prefill */
+    double ttft_ms;      /* from the call to the first sampled token */
+    double decode_ms;    /* every later step */
     double prefill_tok_s;
     double decode_tok_s;
     int32_t n_cached_tokens; /* prompt tokens whose keys/values were reused (a session's KV or the
@@ -807,8 +808,8 @@ llm_runner_params llm_runner_default_params(void);
  *         before take slots and KV blocks the runner then cannot use.
  * params: may be NULL for defaults; borrowed for the call.
  * *out:   the runner (caller owns; free with llm_runner_free), NULL on failure.
- * Returns LLM_OK, LLM_ERR_INVALID_ARGUMENT (negative parameters), LLM_ERR_OUT_OF_MEMORY, LLM_ERR_INTERNAL (the thread could not start); the message is
- * in llm_engine_last_error(engine). */
+ * Returns LLM_OK, LLM_ERR_INVALID_ARGUMENT (negative parameters), LLM_ERR_OUT_OF_MEMORY, LLM_ERR_INTERNAL
+ * (the thread could not start); the message is in llm_engine_last_error(engine). */
 llm_status llm_runner_create(llm_engine *engine, const llm_runner_params *params, llm_runner **out);
 
 /* Called exactly once per accepted request, from the runner thread, after its last on_event:
@@ -838,18 +839,21 @@ typedef struct llm_request {
      * on_done has returned, and is checked before every sample. */
     llm_generate_params gen;
     llm_request_done_fn on_done; /* optional; gets gen.user_data */
-    const char *session;   /* optional session name (copied); created if it does not exist */
+    const char *session;         /* optional session name (copied); created if it does not exist */
     llm_session_prompt session_prompt;
-    int pull;              /* 1: keep the request's output for llm_runner_pull (on_event and on_done
-                              may still be set); its record lives until a pull returns done */
+    int pull; /* 1: keep the request's output for llm_runner_pull (on_event and on_done
+                 may still be set); its record lives until a pull returns done */
 } llm_request;
 
 /* Queues a request (FIFO). Thread-safe. *out (may be NULL) receives its id.
  * err: optional caller buffer for a one-line message (NUL-terminated when err_cap > 0).
  * Returns LLM_OK, LLM_ERR_INVALID_ARGUMENT (empty prompt, a token out of range, bad sampling or
  * generation parameters: the message names them), LLM_ERR_CONTEXT_FULL (n_prompt + max_tokens exceeds
- * the engine's n_ctx: the message gives both numbers), LLM_ERR_KV_FULL (the request alone would need
- * more KV blocks than the engine has), LLM_ERR_OUT_OF_MEMORY. A refused request gets no on_done. */
+ * the engine's n_ctx + 1 — the last sampled token is never stored, as with llm_generate — the message
+ * gives the numbers; with a session, its history counts), LLM_ERR_KV_FULL
+ * (the request alone would need more KV blocks than the engine has), LLM_ERR_BUSY (its session has a
+ * request in progress), LLM_ERR_TOO_MANY_SEQUENCES (a new session beyond max_sessions),
+ * LLM_ERR_OUT_OF_MEMORY. A refused request gets no on_done and creates no session. */
 llm_status llm_runner_submit(llm_runner *runner, const llm_request *request, llm_request_id *out, char *err,
                              size_t err_cap);
 
@@ -864,21 +868,25 @@ llm_status llm_runner_cancel(llm_runner *runner, llm_request_id id);
 void llm_runner_wait_idle(llm_runner *runner);
 
 typedef struct llm_runner_stats {
-    int32_t running;      /* requests holding a sequence */
-    int32_t queued;       /* waiting for admission (preempted ones included) */
-    uint64_t submitted;   /* accepted by llm_runner_submit */
-    uint64_t completed;   /* finished with LLM_OK and a reason other than cancelled */
-    uint64_t cancelled;   /* finished as LLM_FINISH_CANCELLED */
-    uint64_t failed;      /* finished with an error status */
-    uint64_t preempted;   /* preemptions (a request may be preempted several times) */
-    uint64_t steps;       /* loop steps that ran the engine */
-    uint64_t decode_calls;  /* steps that decoded at least one token */
-    uint64_t decode_tokens; /* tokens decoded (decode_tokens / decode_calls = mean decode batch) */
-    uint64_t prefill_tokens; /* prompt tokens prefilled, recomputation after preemption included */
-    uint64_t cached_tokens;  /* prompt tokens reused from a session's KV or the prefix cache */
-    int32_t sessions;        /* open sessions */
+    int32_t running;           /* requests holding a sequence */
+    int32_t queued;            /* waiting for admission (preempted ones included) */
+    uint64_t submitted;        /* accepted by llm_runner_submit */
+    uint64_t completed;        /* finished with LLM_OK and a reason other than cancelled */
+    uint64_t cancelled;        /* finished as LLM_FINISH_CANCELLED */
+    uint64_t failed;           /* finished with an error status */
+    uint64_t preempted;        /* preemptions (a request may be preempted several times) */
+    uint64_t steps;            /* loop steps that ran the engine */
+    uint64_t decode_calls;     /* steps that decoded at least one token */
+    uint64_t decode_tokens;    /* tokens decoded (decode_tokens / decode_calls = mean decode batch) */
+    uint64_t prefill_tokens;   /* prompt tokens prefilled, recomputation after preemption included */
+    uint64_t cached_tokens;    /* prompt tokens reused from a session's KV or the prefix cache */
+    int32_t sessions;          /* open sessions */
     uint64_t sessions_expired; /* closed by the TTL */
     uint64_t sessions_parked;  /* times an idle session gave its sequence up under pressure */
+    /* the engine's KV accounting as of the end of the runner's last step (llm_engine_info's fields;
+     * the engine itself belongs to the runner thread) */
+    int32_t kv_blocks_total, kv_blocks_used, kv_blocks_cached, n_seqs;
+    uint64_t prefix_hit_tokens, computed_tokens;
 } llm_runner_stats;
 
 /* A consistent snapshot. Thread-safe. */
@@ -890,16 +898,16 @@ void llm_runner_get_stats(llm_runner *runner, llm_runner_stats *stats);
  * buffers stays for the next pull). When the request has ended and everything was taken, done is 1,
  * status / result / error describe the end (as on_done's) and the id is forgotten. */
 typedef struct llm_pull {
-    char *text;        /* in: caller buffer, may be NULL with text_cap 0; NUL-terminated if text_cap > 0 */
+    char *text; /* in: caller buffer of text_cap >= 5 bytes (NUL-terminated), or NULL: text unwanted */
     size_t text_cap;
-    int32_t *tokens;   /* in: caller buffer, may be NULL with tokens_cap 0 */
+    int32_t *tokens; /* in: caller buffer, or NULL: tokens unwanted (a NULL buffer discards its kind) */
     size_t tokens_cap;
-    size_t text_len;   /* out: bytes written (NUL excluded) */
-    size_t n_tokens;   /* out: tokens written */
-    int done;          /* out: 1 once the request ended and nothing is left */
-    llm_status status; /* out, when done */
+    size_t text_len;            /* out: bytes written (NUL excluded) */
+    size_t n_tokens;            /* out: tokens written */
+    int done;                   /* out: 1 once the request ended and nothing is left */
+    llm_status status;          /* out, when done */
     llm_generate_result result; /* out, when done */
-    char error[256];   /* out, when done: "" on success */
+    char error[256];            /* out, when done: "" on success */
 } llm_pull;
 
 /* Thread-safe (several threads may pull different requests). Returns LLM_OK (possibly with nothing

@@ -1,6 +1,8 @@
 #include "cli_common.h"
 
 #include <errno.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stddef.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -242,7 +244,11 @@ int cli_render_chat(llm_model *model, const char *messages_json, size_t len, cha
 
 int cli_tokenize_text(llm_model *model, const char *what, const char *text, size_t len, unsigned flags,
                       int32_t **ids, size_t *n) {
-    llm_tokenizer *tok = llm_model_tokenizer(model);
+    return cli_tokenize_with(llm_model_tokenizer(model), what, text, len, flags, ids, n);
+}
+
+int cli_tokenize_with(llm_tokenizer *tok, const char *what, const char *text, size_t len, unsigned flags,
+                      int32_t **ids, size_t *n) {
     *ids = NULL;
     if (!tok) return cli_error("the model directory has no tokenizer.json"), -1;
     size_t need = 0;
@@ -298,4 +304,17 @@ llm_model *cli_load_model(const cli_model_opts *o) {
         return NULL;
     }
     return model;
+}
+
+int cli_start_runner(llm_engine *engine, const llm_runner_params *params, llm_runner **out) {
+    /* The runner thread inherits this thread's signal mask: with SIGINT blocked there, Ctrl-C always
+     * lands on the main thread, where it interrupts a blocking read (chat's prompt). */
+    sigset_t intr, old;
+    sigemptyset(&intr);
+    sigaddset(&intr, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &intr, &old);
+    llm_status st = llm_runner_create(engine, params, out);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (st != LLM_OK) return cli_error("%s (%s)", llm_engine_last_error(engine), llm_status_name(st));
+    return 0;
 }

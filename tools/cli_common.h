@@ -52,6 +52,14 @@ int cli_render_chat(llm_model *model, const char *messages_json, size_t len, cha
 int cli_tokenize_text(llm_model *model, const char *what, const char *text, size_t len, unsigned flags,
                       int32_t **ids, size_t *n);
 
+/* As cli_tokenize_text, with a given tokenizer (tok NULL: the model directory has none). */
+int cli_tokenize_with(llm_tokenizer *tok, const char *what, const char *text, size_t len, unsigned flags,
+                      int32_t **ids, size_t *n);
+
+/* Starts a runner over engine with SIGINT blocked on its thread, so that Ctrl-C is always delivered
+ * to the calling (main) thread. Returns 0, or prints the error and returns 1. */
+int cli_start_runner(llm_engine *engine, const llm_runner_params *params, llm_runner **out);
+
 /* Monotonic milliseconds. */
 double cli_now_ms(void);
 

@@ -1,5 +1,6 @@
 /* llama-cli generate [--model DIR] --prompt T [--chat] [sampling flags]: streams text to stdout and a
- * timing summary to stderr. */
+ * timing summary to stderr. The one request runs on the continuous-batching runner, the code path the
+ * server uses, so the CLI shows what a served request would give. */
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,12 +27,59 @@ static void help(void) {
 }
 
 static int print_event(const llm_generate_event *ev, void *user) {
-    (void)user;
+    (void)user; /* called on the runner thread; the main thread only waits meanwhile */
     if (ev->text_len) {
         fwrite(ev->text, 1, ev->text_len, stdout);
         fflush(stdout);
     }
     return 0;
+}
+
+/* How the request ended, as on_done reported it (read after llm_runner_wait_idle, which orders it). */
+typedef struct outcome {
+    llm_status status;
+    llm_generate_result result;
+    char error[512];
+} outcome;
+
+static void record_done(llm_request_id id, llm_status status, const llm_generate_result *result,
+                        const char *error, void *user) {
+    (void)id;
+    outcome *o = user;
+    o->status = status;
+    o->result = *result;
+    snprintf(o->error, sizeof o->error, "%s", error ? error : "");
+}
+
+/* The context for n_ids prompt tokens: the caller's (--ctx, else prompt + max_tokens) clipped to the
+ * model's. When the context fills, one last token is still sampled (it is never stored), so at most
+ * n_ctx - n_ids + 1 tokens can come: max_tokens is clipped to that. */
+static void plan_context(size_t n_ids, int32_t *max_tokens, long long ctx, int32_t n_ctx_train,
+                         int32_t *n_ctx) {
+    long long want = ctx ? ctx : (long long)n_ids + *max_tokens;
+    *n_ctx = (int32_t)(want < n_ctx_train ? want : n_ctx_train);
+    if ((size_t)*n_ctx <= n_ids) return; /* the caller reports it */
+    long long fit = (long long)*n_ctx - (long long)n_ids + 1;
+    if (*max_tokens > fit) *max_tokens = (int32_t)fit;
+}
+
+/* Runs the prompt as the runner's only request, streaming to stdout; *out tells how it ended.
+ * Returns the submit status (a refused request has no outcome). */
+static llm_status run_request(llm_runner *runner, const int32_t *ids, size_t n_ids,
+                              const llm_generate_params *gp, outcome *out, char *err, size_t err_cap) {
+    llm_request rq = {0};
+    rq.prompt = ids;
+    rq.n_prompt = n_ids;
+    rq.gen = *gp;
+    rq.gen.on_event = print_event;
+    rq.gen.user_data = out;
+    rq.gen.cancel = &g_interrupted; /* checked by the runner thread before every sample */
+    rq.on_done = record_done;
+    signal(SIGINT, on_sigint);
+    llm_status st = llm_runner_submit(runner, &rq, NULL, err, err_cap);
+    if (st == LLM_OK) llm_runner_wait_idle(runner);
+    signal(SIGINT, SIG_DFL);
+    return st;
 }
 
 /* The prompt as tokens: plain text through the tokenizer (BOS/EOS as its post-processor adds them),
@@ -94,14 +142,14 @@ int cli_generate(int argc, char **argv) {
     const double t_load = cli_now_ms() - t0;
     int rc = 1;
     llm_engine *engine = NULL;
+    llm_runner *runner = NULL;
     int32_t *ids = NULL;
     size_t n_ids = 0;
     if (prompt_tokens(model, prompt, system, chat, &ids, &n_ids) != 0) goto done;
     llm_model_info mi;
     llm_model_get_info(model, &mi);
     llm_engine_params ep = llm_engine_default_params();
-    long long want = ctx ? ctx : (long long)n_ids + gp.max_tokens;
-    ep.n_ctx = (int32_t)(want < mi.n_ctx_train ? want : mi.n_ctx_train);
+    plan_context(n_ids, &gp.max_tokens, ctx, mi.n_ctx_train, &ep.n_ctx);
     ep.n_seq_max = 1;
     if ((size_t)ep.n_ctx <= n_ids) {
         cli_error("the prompt has %zu tokens; the context holds %d", n_ids, ep.n_ctx);
@@ -111,33 +159,33 @@ int cli_generate(int argc, char **argv) {
         cli_error("%s", llm_model_last_error(model));
         goto done;
     }
-    llm_seq_id seq;
-    llm_seq_create(engine, &seq);
+    llm_runner_params rp = llm_runner_default_params();
+    rp.max_running = 1;
+    if (cli_start_runner(engine, &rp, &runner) != 0) goto done;
     if (!chat) { /* the continuation reads on from the prompt, as the model sees it */
         fputs(prompt, stdout);
         fflush(stdout);
     }
-    gp.on_event = print_event;
-    gp.cancel = &g_interrupted;
-    signal(SIGINT, on_sigint);
-    llm_generate_result res;
-    llm_status st = llm_generate(engine, seq, ids, n_ids, &gp, &res);
-    signal(SIGINT, SIG_DFL);
-    if (st != LLM_OK) {
-        fputc('\n', stdout);
-        cli_error("%s (%s)", llm_engine_last_error(engine), llm_status_name(st));
-        goto done;
-    }
+    outcome out = {LLM_OK, {0}, ""};
+    char err[512];
+    llm_status st = run_request(runner, ids, n_ids, &gp, &out, err, sizeof err);
+    if (st == LLM_OK) st = out.status;
     fputc('\n', stdout);
     fflush(stdout);
+    if (st != LLM_OK) {
+        cli_error("%s (%s)", out.status != LLM_OK ? out.error : err, llm_status_name(st));
+        goto done;
+    }
+    const llm_generate_result *res = &out.result;
     fprintf(stderr,
             "llama-cli: load %.0f ms | prompt %d tokens, %.1f tok/s | generated %d tokens, %.2f tok/s | "
             "first token %.0f ms | finish %s | seed %llu\n",
-            t_load, res.n_prompt_tokens, res.prefill_tok_s, res.n_generated, res.decode_tok_s, res.ttft_ms,
-            llm_finish_reason_name(res.finish), (unsigned long long)gp.sampling.seed);
+            t_load, res->n_prompt_tokens, res->prefill_tok_s, res->n_generated, res->decode_tok_s,
+            res->ttft_ms, llm_finish_reason_name(res->finish), (unsigned long long)gp.sampling.seed);
     rc = 0;
 done:
     free(ids);
+    llm_runner_free(runner); /* before the engine it runs on */
     llm_engine_free(engine);
     llm_model_free(model);
     return rc;

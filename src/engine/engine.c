@@ -39,16 +39,17 @@ struct llm_engine {
     int32_t n_live;
     int32_t max_blocks_per_seq;
     /* host staging for building batches, sized at creation */
-    int32_t *positions;   /* [max_batch_tokens] */
-    int32_t *tokens;      /* [max_batch_tokens] */
-    int32_t *logit_rows;  /* [max_batch_tokens] */
-    llm_batch_seq *bseqs; /* [max_batch_tokens] */
-    int32_t *new_blocks;  /* [n_seq_max]: blocks of each item's sequence before the step, for rollback */
-    int32_t *chain_before; /* [n_seq_max]: the same for the prefix-cache chain */
+    int32_t *positions;        /* [max_batch_tokens] */
+    int32_t *tokens;           /* [max_batch_tokens] */
+    int32_t *logit_rows;       /* [max_batch_tokens] */
+    llm_batch_seq *bseqs;      /* [max_batch_tokens] */
+    int32_t *new_blocks;       /* [n_seq_max]: blocks of each item's sequence before the step, for rollback */
+    int32_t *chain_before;     /* [n_seq_max]: the same for the prefix-cache chain */
     llm_step_item *step_items; /* [n_seq_max]: llm_decode's items */
-    uint8_t *mark;        /* [n_seq_max] */
+    uint8_t *mark;             /* [n_seq_max] */
     uint64_t scratch_bytes, kv_bytes, footprint;
     uint64_t prefix_lookup_tokens, prefix_hit_tokens, computed_tokens;
+    uint64_t forward_passes;
     llm_error err;
 };
 
@@ -525,17 +526,19 @@ static size_t item_rows(const llm_step_item *it) {
 /* Validates every item before anything changes. */
 static llm_status check_items(llm_engine *e, const llm_step_item *items, size_t n_items, size_t *n_rows) {
     *n_rows = 0;
-    if (n_items == 0 || !items) return engine_fail(e, LLM_ERR_INVALID_ARGUMENT, "a step needs at least one item");
+    if (n_items == 0 || !items)
+        return engine_fail(e, LLM_ERR_INVALID_ARGUMENT, "a step needs at least one item");
     if (n_items > (size_t)e->p.n_seq_max)
-        return engine_fail(e, LLM_ERR_INVALID_ARGUMENT, "%zu items in one step; the engine holds at most %d sequences",
-                           n_items, e->p.n_seq_max);
+        return engine_fail(e, LLM_ERR_INVALID_ARGUMENT,
+                           "%zu items in one step; the engine holds at most %d sequences", n_items,
+                           e->p.n_seq_max);
     llm_status st = LLM_OK;
     for (size_t i = 0; i < n_items && st == LLM_OK; i++) {
         const llm_step_item *it = &items[i];
         seq_slot *s = find_seq(e, it->seq);
         if (!s) {
-            st = engine_fail(e, LLM_ERR_INVALID_SEQUENCE, "sequence %d (item %zu) does not exist in this engine",
-                             it->seq, i);
+            st = engine_fail(e, LLM_ERR_INVALID_SEQUENCE,
+                             "sequence %d (item %zu) does not exist in this engine", it->seq, i);
             break;
         }
         const int32_t slot = (int32_t)(s - e->seqs);
@@ -547,8 +550,10 @@ static llm_status check_items(llm_engine *e, const llm_step_item *items, size_t 
         e->mark[slot] = 1;
         if (it->n_tokens < 1 || !it->tokens)
             st = engine_fail(e, LLM_ERR_INVALID_ARGUMENT, "item %zu has no tokens", i);
-        else if (it->logits != LLM_LOGITS_NONE && it->logits != LLM_LOGITS_LAST && it->logits != LLM_LOGITS_ALL)
-            st = engine_fail(e, LLM_ERR_INVALID_ARGUMENT, "item %zu: unknown logits mode %d", i, (int)it->logits);
+        else if (it->logits != LLM_LOGITS_NONE && it->logits != LLM_LOGITS_LAST &&
+                 it->logits != LLM_LOGITS_ALL)
+            st = engine_fail(e, LLM_ERR_INVALID_ARGUMENT, "item %zu: unknown logits mode %d", i,
+                             (int)it->logits);
         else if (it->n_tokens > e->p.n_ctx - s->n_tokens)
             st = engine_fail(e, LLM_ERR_CONTEXT_FULL,
                              "sequence %d holds %d tokens; %d more would exceed the context of %d tokens",
@@ -649,6 +654,7 @@ llm_status llm_step(llm_engine *e, llm_step_item *items, size_t n_items, float *
             return st;
         }
         dst += (size_t)n_rows * V;
+        e->forward_passes++;
     }
 
     for (size_t i = 0; i < n_items; i++) {
@@ -687,7 +693,8 @@ llm_status llm_decode(llm_engine *e, const llm_seq_id *ids, const int32_t *token
         return engine_fail(e, LLM_ERR_INVALID_ARGUMENT, "decode needs at least one sequence");
     if (n_seqs > (size_t)e->p.n_seq_max)
         return engine_fail(e, LLM_ERR_INVALID_ARGUMENT,
-                           "%zu sequences in one decode; the engine holds at most %d", n_seqs, e->p.n_seq_max);
+                           "%zu sequences in one decode; the engine holds at most %d", n_seqs,
+                           e->p.n_seq_max);
     for (size_t i = 0; i < n_seqs; i++)
         e->step_items[i] = (llm_step_item){ids[i], tokens + i, 1, LLM_LOGITS_LAST, 0};
     return llm_step(e, e->step_items, n_seqs, logits, logits_cap, logits_len);
@@ -729,6 +736,10 @@ llm_status llm_engine_debug_set_block_hash(llm_engine *e,
                                "the block hash can change only while no block is registered");
     e->kv.hash_fn = fn ? fn : llm_kv_default_hash;
     return LLM_OK;
+}
+
+uint64_t llm_engine_debug_forward_passes(const llm_engine *e) {
+    return e->forward_passes;
 }
 
 uint64_t llm_engine_debug_evictions(const llm_engine *e) {

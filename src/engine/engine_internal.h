@@ -19,6 +19,9 @@ int32_t llm_engine_debug_seq_blocks(const llm_engine *engine, llm_seq_id seq);
 llm_status llm_engine_debug_set_block_hash(llm_engine *engine,
                                            uint64_t (*fn)(uint64_t parent, const int32_t *tokens, int32_t n));
 
+/* Forward passes run so far (llm_step runs one per max_batch_tokens rows). */
+uint64_t llm_engine_debug_forward_passes(const llm_engine *engine);
+
 /* Cached blocks evicted so far (to reuse their memory). */
 uint64_t llm_engine_debug_evictions(const llm_engine *engine);
 
@@ -34,5 +37,8 @@ llm_model *llm_engine_model(const llm_engine *engine);
 /* Records a failure as the engine's last error and returns st (for layers built on the engine). */
 llm_status llm_engine_set_error(llm_engine *engine, llm_status st, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+
+/* TEST ONLY: moves a runner's clock (session expiry) forward by ms and wakes its loop. */
+void llm_runner_debug_advance_clock(llm_runner *runner, double ms);
 
 #endif
