@@ -384,6 +384,35 @@ typedef struct llm_step_item {
 llm_status llm_step(llm_engine *engine, llm_step_item *items, size_t n_items, float *logits,
                     size_t logits_cap, size_t *logits_len);
 
+typedef enum llm_pooling {
+    LLM_POOL_MEAN = 0, /* the mean of every token's hidden state */
+    LLM_POOL_LAST = 1, /* the last token's hidden state (in a causal model, the one that saw every token) */
+} llm_pooling;
+
+/* Embeds a token sequence (OpenAI /v1/embeddings): the model's final-RMSNormed hidden states (the
+ * input of lm_head; HF's model.model(ids).last_hidden_state) over the tokens, pooled, then
+ * L2-normalised: n_embd floats of unit length (all zero in the degenerate case of a zero pooled
+ * vector). Pooling and normalisation run in double precision.
+ *
+ * The tokens run through a temporary sequence of the engine, created and freed inside the call, in
+ * forward passes of at most max_batch_tokens rows: the call needs a free sequence slot and KV blocks
+ * for n_tokens (free or cached ones). Afterwards the engine has the same sequences and used blocks as
+ * before. Like any freed sequence, the temporary one leaves its full blocks in the prefix cache
+ * (cached, evicted on demand; this may evict older cached blocks), so a later prefill or embedding of
+ * the same prefix reuses them. LLM_POOL_LAST itself reuses cached prefix blocks as llm_prefill does
+ * (same result: the kernels are batch invariant); LLM_POOL_MEAN computes every token.
+ *
+ * tokens:  n_tokens ids in [0, n_vocab), 1 <= n_tokens <= n_ctx; borrowed.
+ * out:     caller-owned output of out_cap floats; n_embd are needed.
+ * out_len: optional; receives n_embd (also on LLM_ERR_BUFFER_TOO_SMALL, so a caller can size out).
+ * Returns LLM_OK, LLM_ERR_INVALID_ARGUMENT (n_tokens 0, a token out of range, unknown pooling),
+ * LLM_ERR_BUFFER_TOO_SMALL, LLM_ERR_CONTEXT_FULL (n_tokens > n_ctx), LLM_ERR_TOO_MANY_SEQUENCES (no
+ * free sequence slot), LLM_ERR_KV_FULL (fewer free + cached KV blocks than n_tokens needs),
+ * LLM_ERR_OUT_OF_MEMORY, LLM_ERR_BACKEND; the message is in llm_engine_last_error. On error out is
+ * unspecified and the engine is as described above. */
+llm_status llm_embed(llm_engine *engine, const int32_t *tokens, size_t n_tokens, llm_pooling pooling,
+                     float *out, size_t out_cap, size_t *out_len);
+
 /* ---------------------------------------------------------------------------------------------- */
 /* Tokenizer: Hugging Face tokenizer.json (+ tokenizer_config.json, special_tokens_map.json)       */
 

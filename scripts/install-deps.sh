@@ -8,6 +8,7 @@ command -v make >/dev/null 2>&1 || need="$need make"
 command -v npm >/dev/null 2>&1 || need="$need nodejs npm"
 [ -f /usr/include/pcre2.h ] || need="$need libpcre2-dev"
 [ -f /usr/include/utf8proc.h ] || need="$need libutf8proc-dev"
+[ -f /usr/include/microhttpd.h ] || need="$need libmicrohttpd-dev"
 # libasan/libubsan come with gcc on Debian; check the runtime is really there.
 if command -v cc >/dev/null 2>&1; then
   printf 'int main(void){return 0;}\n' > /tmp/llamac-asan-probe.c

@@ -11,6 +11,7 @@ int cli_chat(int argc, char **argv);
 int cli_tokenize(int argc, char **argv);
 int cli_template(int argc, char **argv);
 int cli_bench(int argc, char **argv);
+int cli_serve(int argc, char **argv);
 
 static const struct {
     const char *name;
@@ -26,6 +27,7 @@ static const struct {
      "run a token sequence through the model; print per-position argmax, optionally dump logits"},
     {"tokenize", cli_tokenize, "encode text with the model's tokenizer.json; print the token ids"},
     {"template", cli_template, "render a model's chat template over a conversation (as transformers does)"},
+    {"serve", cli_serve, "OpenAI-compatible HTTP server: chat, completions, embeddings, streaming, tools, metrics"},
     {"bench", cli_bench,
      "prefill and decode tok/s with the memory-bandwidth roofline (--random-weights: no files)"},
 };

@@ -578,10 +578,11 @@ static void rollback(llm_engine *e, llm_step_item *items, size_t n) {
     }
 }
 
-llm_status llm_step(llm_engine *e, llm_step_item *items, size_t n_items, float *logits, size_t logits_cap,
-                    size_t *logits_len) {
+/* llm_step; with hidden set, the rows written are final-normed hidden states (n_embd floats each). */
+static llm_status step_rows(llm_engine *e, llm_step_item *items, size_t n_items, float *logits,
+                            size_t logits_cap, size_t *logits_len, int hidden) {
     if (!e) return LLM_ERR_INVALID_ARGUMENT;
-    const size_t V = (size_t)e->model->hp.n_vocab;
+    const size_t V = (size_t)(hidden ? e->model->hp.n_embd : e->model->hp.n_vocab); /* floats per row */
     size_t n_logit_rows = 0;
     llm_status st = check_items(e, items, n_items, &n_logit_rows);
     if (logits_len) *logits_len = n_logit_rows * V;
@@ -647,7 +648,8 @@ llm_status llm_step(llm_engine *e, llm_step_item *items, size_t n_items, float *
             if (item_done == run) item++, item_done = 0;
         }
         llm_batch b = {T, e->tokens, e->positions, S, e->bseqs};
-        st = llm_forward_run(&e->fwd, &b, e->logit_rows, n_rows, dst, &e->err);
+        st = hidden ? llm_forward_run_hidden(&e->fwd, &b, e->logit_rows, n_rows, dst, &e->err)
+                    : llm_forward_run(&e->fwd, &b, e->logit_rows, n_rows, dst, &e->err);
         if (st != LLM_OK) {
             rollback(e, items, n_items);
             for (size_t i = 0; i < n_items; i++) items[i].n_reused = 0;
@@ -669,6 +671,16 @@ llm_status llm_step(llm_engine *e, llm_step_item *items, size_t n_items, float *
         register_full_blocks(e, s);
     }
     return LLM_OK;
+}
+
+llm_status llm_step(llm_engine *e, llm_step_item *items, size_t n_items, float *logits, size_t logits_cap,
+                    size_t *logits_len) {
+    return step_rows(e, items, n_items, logits, logits_cap, logits_len, 0);
+}
+
+llm_status llm_engine_step_hidden(llm_engine *e, llm_step_item *items, size_t n_items, float *hidden,
+                                  size_t hidden_cap, size_t *hidden_len) {
+    return step_rows(e, items, n_items, hidden, hidden_cap, hidden_len, 1);
 }
 
 llm_status llm_prefill(llm_engine *e, llm_seq_id id, const int32_t *tokens, size_t n_tokens,

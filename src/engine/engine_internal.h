@@ -34,6 +34,12 @@ int llm_engine_debug_check(const llm_engine *engine, char *msg, size_t cap);
 /* The model an engine runs. */
 llm_model *llm_engine_model(const llm_engine *engine);
 
+/* llm_step, except that the rows it writes are the final-RMSNormed hidden states (the input of lm_head:
+ * n_embd floats per row, rows chosen by each item's logits mode exactly as llm_step chooses logit
+ * rows) instead of logits. hidden_len receives rows * n_embd. Used by llm_embed (embed.c). */
+llm_status llm_engine_step_hidden(llm_engine *engine, llm_step_item *items, size_t n_items, float *hidden,
+                                  size_t hidden_cap, size_t *hidden_len);
+
 /* Records a failure as the engine's last error and returns st (for layers built on the engine). */
 llm_status llm_engine_set_error(llm_engine *engine, llm_status st, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

@@ -8,6 +8,7 @@
  *     x += attention(q, cache) Wo (+bo)
  *     h = rmsnorm(x);  x += (silu(h Wgate) * (h Wup)) Wdown
  *   logits = rmsnorm(x) Wlm_head   (only for the rows that want them)
+ *   (or, llm_forward_run_hidden: rmsnorm(x) itself, the final hidden states, for embeddings)
  *
  * D = hidden size, H / KV = query / key-value heads, hd = head dim, F = FFN size, V = vocabulary. */
 #include "model/forward.h"
@@ -122,12 +123,13 @@ static void layer_forward(llm_forward *f, const llm_layer_weights *L, int il, co
     op->add(be, f->x, f->xn, (size_t)T * D);                        /* x[T][D] += ffn output */
 }
 
-llm_status llm_forward_run(llm_forward *f, const llm_batch *b, const int32_t *logit_rows,
-                           int32_t n_logit_rows, float *logits_out, llm_error *err) {
+/* Embedding and every layer: leaves the residual stream of all T rows in f->x (and their K/V in the
+ * cache). */
+static void run_layers(llm_forward *f, const llm_batch *b) {
     const llm_hparams *hp = f->hp;
     llm_backend *be = f->be;
     const llm_backend_ops *op = be->ops;
-    const int T = b->n_tokens, D = hp->n_embd, V = hp->n_vocab;
+    const int T = b->n_tokens;
     LLM_ASSERT(T > 0 && T <= f->max_tokens);
 
     op->embed(be, f->x, &f->w->tok_embd, b->tokens, T); /* x[T][D] */
@@ -140,6 +142,23 @@ llm_status llm_forward_run(llm_forward *f, const llm_batch *b, const int32_t *lo
         cos_q = f->rope_cos_q, sin_q = f->rope_sin_q;
     }
     for (int il = 0; il < hp->n_layer; il++) layer_forward(f, &f->w->layers[il], il, b, cos_q, sin_q);
+}
+
+/* The backend's sticky status after a pass. */
+static llm_status pass_status(llm_forward *f, llm_error *err) {
+    char msg[256];
+    llm_status st = f->be->ops->status(f->be, msg, sizeof msg);
+    if (st != LLM_OK) return llm_fail(err, st, "%s", msg);
+    return LLM_OK;
+}
+
+llm_status llm_forward_run(llm_forward *f, const llm_batch *b, const int32_t *logit_rows,
+                           int32_t n_logit_rows, float *logits_out, llm_error *err) {
+    const llm_hparams *hp = f->hp;
+    llm_backend *be = f->be;
+    const llm_backend_ops *op = be->ops;
+    const int D = hp->n_embd, V = hp->n_vocab;
+    run_layers(f, b);
 
     /* logits, a chunk of rows at a time: rows gathered, final-normed, projected, copied out */
     for (int32_t r0 = 0; r0 < n_logit_rows; r0 += f->logits_chunk) {
@@ -149,8 +168,23 @@ llm_status llm_forward_run(llm_forward *f, const llm_batch *b, const int32_t *lo
         op->matmul(be, f->logits, f->xn, &f->w->output, NULL, n); /* logits[n][V] */
         op->to_host(be, logits_out + (size_t)r0 * V, f->logits, (size_t)n * V);
     }
-    char msg[256];
-    llm_status st = op->status(be, msg, sizeof msg);
-    if (st != LLM_OK) return llm_fail(err, st, "%s", msg);
-    return LLM_OK;
+    return pass_status(f, err);
+}
+
+llm_status llm_forward_run_hidden(llm_forward *f, const llm_batch *b, const int32_t *rows, int32_t n_rows,
+                                  float *hidden_out, llm_error *err) {
+    const llm_hparams *hp = f->hp;
+    llm_backend *be = f->be;
+    const llm_backend_ops *op = be->ops;
+    const int D = hp->n_embd;
+    LLM_ASSERT(n_rows >= 0 && n_rows <= b->n_tokens);
+    run_layers(f, b);
+    /* the logits path up to lm_head: rows gathered, final-normed (same ops, same numbers), copied out;
+     * xn holds max_tokens rows, so all n_rows fit at once */
+    if (n_rows > 0) {
+        op->get_rows(be, f->xn, f->x, rows, n_rows, D); /* xn[n][D] */
+        op->rmsnorm(be, f->xn, f->xn, &f->w->output_norm, n_rows, D, (float)hp->rms_norm_eps);
+        op->to_host(be, hidden_out, f->xn, (size_t)n_rows * D);
+    }
+    return pass_status(f, err);
 }

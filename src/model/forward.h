@@ -45,4 +45,10 @@ void llm_forward_release(llm_forward *f);
 llm_status llm_forward_run(llm_forward *f, const llm_batch *b, const int32_t *logit_rows,
                            int32_t n_logit_rows, float *logits_out, llm_error *err);
 
+/* The same pass, but for the rows listed in rows (n_rows <= T of them, in that order) it writes the
+ * final-RMSNormed hidden states — the input of lm_head, HF's last_hidden_state — to hidden_out (host
+ * memory, [n_rows][D]) instead of logits. K/V of every row are written as by llm_forward_run. */
+llm_status llm_forward_run_hidden(llm_forward *f, const llm_batch *b, const int32_t *rows, int32_t n_rows,
+                                  float *hidden_out, llm_error *err);
+
 #endif
