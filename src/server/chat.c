@@ -289,7 +289,8 @@ static enum MHD_Result run_job(http_req *rq, gen_job *job, const srv_gen_opts *o
         }
     }
     if (o->stream) return http_send_stream(rq, gen_sse_reader, job, gen_sse_free);
-    if (gen_wait_all(job) != 0) { /* the client left: nobody to answer */
+    if (gen_wait_all(job) != 0) { /* the client left: nobody to answer (499, as nginx logs it) */
+        srv_metrics_request(&s->metrics, rq->endpoint, 499);
         gen_release(job);
         return MHD_NO;
     }

@@ -240,32 +240,37 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         rq->endpoint = endpoint_of(url);
         rq->t_start = now_s();
         *con_cls = rq;
+        /* a declared length over the limit is refused before the body is read (and before any
+         * "100 Continue"): only a response queued on this first call is sent reliably mid-upload */
         const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
-        if (cl && strtoull(cl, NULL, 10) > s->p.max_body_bytes) rq->too_large = 1;
+        if (cl && strtoull(cl, NULL, 10) > s->p.max_body_bytes) {
+            rq->too_large = 1;
+            return http_send_error(rq, 413, "invalid_request_error", NULL, "body_too_large", 0,
+                                   "request body of %s bytes; at most %zu are accepted", cl,
+                                   s->p.max_body_bytes);
+        }
         return MHD_YES;
     }
-    if (rq->responded) { /* an early response was queued: drain and drop the rest */
+    if (rq->responded) { /* an early response was queued: drop the rest */
         *upload_data_size = 0;
         return MHD_YES;
     }
     if (*upload_data_size) {
-        if (now_s() - rq->t_start > s->p.request_timeout_s) {
-            *upload_data_size = 0;
-            return http_send_error(rq, 408, "invalid_request_error", NULL, "request_timeout", 0,
-                                   "the request body took longer than %d s to arrive",
-                                   s->p.request_timeout_s);
+        if (now_s() - rq->t_start > s->p.request_timeout_s)
+            return MHD_NO; /* too slow: close the connection */
+        /* a chunked body that grows past the limit is read to its end and dropped, then refused */
+        if (!rq->too_large && rq->body.len + *upload_data_size > s->p.max_body_bytes) {
+            rq->too_large = 1;
+            llm_strbuf_free(&rq->body);
         }
-        if (!rq->too_large && rq->body.len + *upload_data_size > s->p.max_body_bytes) rq->too_large = 1;
-        if (rq->too_large) { /* answer at once; the connection closes after the response */
-            *upload_data_size = 0;
-            return http_send_error(rq, 413, "invalid_request_error", NULL, "body_too_large", 0,
-                                   "request body larger than %zu bytes", s->p.max_body_bytes);
-        }
-        llm_strbuf_append(&rq->body, upload_data, *upload_data_size);
+        if (!rq->too_large) llm_strbuf_append(&rq->body, upload_data, *upload_data_size);
         *upload_data_size = 0;
         return MHD_YES;
     }
     if (rq->body.oom) return http_send_error(rq, 500, "server_error", NULL, NULL, 0, "out of memory");
+    if (rq->too_large && rq->endpoint != SRV_EP_OTHER)
+        return http_send_error(rq, 413, "invalid_request_error", NULL, "body_too_large", 0,
+                               "request body larger than %zu bytes", s->p.max_body_bytes);
     return dispatch(rq);
 }
 
@@ -303,7 +308,9 @@ static void mhd_log(void *cls, const char *fmt, va_list ap) {
     vsnprintf(msg, sizeof msg, fmt, ap);
     size_t n = strlen(msg);
     while (n && msg[n - 1] == '\n') msg[--n] = '\0';
-    s->p.log_fn(LLM_LOG_WARN, msg, s->p.log_user);
+    /* MHD reports every connection a client dropped or that we closed on purpose (a cancelled
+     * stream): routine for a server, so below warning level */
+    s->p.log_fn(LLM_LOG_INFO, msg, s->p.log_user);
 }
 
 llm_status llm_server_create(const llm_server_params *params, llm_server **out, char *err, size_t err_cap) {

@@ -3,7 +3,7 @@
 
 #include <string.h>
 
-static const unsigned codes[SRV_N_CODES] = {200, 400, 401, 404, 405, 408, 413, 429, 500, 503, 0, 0};
+static const unsigned codes[SRV_N_CODES] = {200, 400, 401, 404, 405, 408, 409, 413, 429, 499, 500, 503, 0};
 static const char *const ep_names[SRV_EP_COUNT] = {
     "/v1/chat/completions", "/v1/completions", "/v1/embeddings", "/v1/models", "/tokenize",
     "/detokenize",          "/apply-template", "/health",        "/metrics",   "other"};
@@ -25,9 +25,9 @@ const char *srv_endpoint_name(int ep) {
 }
 
 static int code_index(unsigned code) {
-    for (int i = 0; i < SRV_N_CODES - 2; i++)
+    for (int i = 0; i < SRV_N_CODES - 1; i++)
         if (codes[i] == code) return i;
-    return SRV_N_CODES - 2; /* any other code */
+    return SRV_N_CODES - 1; /* any other code */
 }
 
 void srv_metrics_request(srv_metrics *m, int ep, unsigned code) {
@@ -98,9 +98,9 @@ void srv_metrics_render(srv_metrics *m, const llm_runner_stats *rs, int have_run
     llm_strbuf_append_str(o, "# HELP llamac_requests_total HTTP requests by endpoint and status code.\n"
                              "# TYPE llamac_requests_total counter\n");
     for (int ep = 0; ep < SRV_EP_COUNT; ep++)
-        for (int i = 0; i < SRV_N_CODES - 1; i++) {
+        for (int i = 0; i < SRV_N_CODES; i++) {
             if (!c.requests[ep][i]) continue;
-            if (i < SRV_N_CODES - 2)
+            if (i < SRV_N_CODES - 1)
                 llm_strbuf_appendf(o, "llamac_requests_total{endpoint=\"%s\",code=\"%u\"} %llu\n",
                                    ep_names[ep], codes[i], (unsigned long long)c.requests[ep][i]);
             else

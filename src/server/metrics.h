@@ -23,7 +23,7 @@ enum {
     SRV_EP_COUNT
 };
 
-#define SRV_N_CODES   12
+#define SRV_N_CODES   13
 #define SRV_N_BUCKETS 14
 
 typedef struct srv_histogram {
