@@ -147,8 +147,8 @@ fail:
     return -1;
 }
 
-int srv_render_chat(http_req *rq, const llm_json *messages, const llm_json *tools, const char *prefix,
-                    char **out, size_t *out_len) {
+int srv_render_chat(http_req *rq, const llm_json *messages, const llm_json *tools, const char *only_tool,
+                    const char *prefix, char **out, size_t *out_len) {
     llm_server *s = rq->srv;
     *out = NULL;
     if (!s->tmpl) {
@@ -163,7 +163,18 @@ int srv_render_chat(http_req *rq, const llm_json *messages, const llm_json *tool
         return -1;
     }
     llm_strbuf_append_str(&vars, ",\"tools\":");
-    if (tools)
+    if (tools && only_tool) { /* just the named function */
+        llm_strbuf_append_char(&vars, '[');
+        for (size_t i = 0; i < llm_json_count(tools); i++) {
+            const llm_json *t = llm_json_value_at(tools, i);
+            const char *n = llm_json_string(llm_json_get(llm_json_get(t, "function"), "name"), NULL);
+            if (n && strcmp(n, only_tool) == 0) {
+                srv_json_write(&vars, t, rq->body.data, rq->body.len);
+                break;
+            }
+        }
+        llm_strbuf_append_char(&vars, ']');
+    } else if (tools)
         srv_json_write(&vars, tools, rq->body.data, rq->body.len);
     else
         llm_strbuf_append_str(&vars, "null");
@@ -334,10 +345,11 @@ static int check_length(http_req *rq, size_t n_prompt, int32_t max_tokens, const
 /* tool_choice: "none" | "auto" | "required" | {"type":"function","function":{"name":...}}. Sets
  * *use_tools and, for required/named, the text the assistant is made to start with. */
 static int parse_tool_choice(http_req *rq, const llm_json *body, const llm_json *tools, int *use_tools,
-                             char *prefix, size_t cap) {
+                             char *prefix, size_t cap, char *only, size_t only_cap) {
     llm_server *s = rq->srv;
     *use_tools = tools != NULL;
     prefix[0] = '\0';
+    only[0] = '\0';
     const llm_json *tc = llm_json_get(body, "tool_choice");
     if (!tc || llm_json_is_null(tc)) return 0;
     const char *mode = llm_json_string(tc, NULL);
@@ -381,19 +393,15 @@ static int parse_tool_choice(http_req *rq, const llm_json *body, const llm_json 
                         "tool_choice %s needs tools", name ? "with a function" : "required");
         return -1;
     }
-    /* the call is forced by making the assistant's turn start with the format's opening (and name) */
+    /* The call is forced by making the assistant's turn start with the format's opening. A named
+     * choice also shows the model only that function. (The name itself is not forced: that needs
+     * grammar-constrained decoding, which this server does not have yet.) */
     llm_strbuf b = LLM_STRBUF_INIT;
     if (s->tool_format == LLM_TOOLFMT_HERMES)
-        llm_strbuf_append_str(&b, "<tool_call>\n{\"name\": ");
+        llm_strbuf_append_str(&b, "<tool_call>\n");
     else if (s->tool_format == LLM_TOOLFMT_LLAMA3_JSON)
-        llm_strbuf_append_str(&b, "{\"name\": ");
-    if (name && b.len) {
-        llm_json_escape(&b, name, strlen(name));
-        llm_strbuf_append_str(&b, s->tool_format == LLM_TOOLFMT_HERMES ? ", \"arguments\": "
-                                                                       : ", \"parameters\": ");
-    } else if (b.len) {
-        llm_strbuf_append_char(&b, '"');
-    }
+        llm_strbuf_append_str(&b, "{\"name\": \"");
+    if (name) snprintf(only, only_cap, "%s", name);
     snprintf(prefix, cap, "%s", b.data ? b.data : "");
     llm_strbuf_free(&b);
     return 0;
@@ -429,8 +437,9 @@ enum MHD_Result srv_chat_completions(http_req *rq, const llm_json *body) {
     }
     if (tools && llm_json_count(tools) == 0) tools = NULL;
     int use_tools = 0;
-    char prefix[512];
-    if (parse_tool_choice(rq, body, tools, &use_tools, prefix, sizeof prefix)) return MHD_YES;
+    char prefix[512], only[256];
+    if (parse_tool_choice(rq, body, tools, &use_tools, prefix, sizeof prefix, only, sizeof only))
+        return MHD_YES;
     srv_gen_opts o;
     if (srv_parse_gen(rq, body, 1, &o) != 0) {
         srv_gen_opts_free(&o);
@@ -442,7 +451,8 @@ enum MHD_Result srv_chat_completions(http_req *rq, const llm_json *body) {
     int32_t *ids = NULL;
     size_t n_ids = 0;
     if (srv_check_capacity(rq) == 0 &&
-        srv_render_chat(rq, messages, use_tools ? tools : NULL, prefix, &text, &text_len) == 0 &&
+        srv_render_chat(rq, messages, use_tools ? tools : NULL, only[0] ? only : NULL, prefix, &text,
+                        &text_len) == 0 &&
         srv_tokenize_text(rq, text, text_len, LLM_TOKENIZE_PARSE_SPECIAL, "messages", &ids, &n_ids) == 0 &&
         check_length(rq, n_ids, o.max_tokens, o.max_tokens ? "max_tokens" : "messages") == 0) {
         gen_job *job = gen_job_new(s, o.n, 1, rq->conn);

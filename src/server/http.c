@@ -1,9 +1,10 @@
 /* HTTP glue over libmicrohttpd: one thread per connection; a request's body is gathered (bounded),
  * authenticated, parsed as JSON and routed; responses are JSON or a server-sent event stream.
  *
- * Limits: body size (413, decided from Content-Length before reading when possible), time to receive a
- * request (408; MHD's inactivity timeout covers the headers), header memory (MHD answers 431 itself),
- * connections (MHD refuses beyond the limit). */
+ * Limits: body size (413, decided from Content-Length before reading when possible; a chunked body is
+ * read to its end and dropped), time to receive a request (a connection idle that long, or whose body
+ * takes longer in all, is closed without an answer: a response queued mid-upload is not delivered
+ * reliably), header memory (MHD answers 431 itself), connections (MHD refuses beyond the limit). */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>

@@ -158,7 +158,7 @@ enum MHD_Result srv_apply_template(http_req *rq, const llm_json *body) {
     if (tools && !llm_json_is_array(tools)) tools = NULL;
     char *text = NULL;
     size_t len = 0;
-    if (srv_render_chat(rq, messages, tools, NULL, &text, &len) != 0) return MHD_YES;
+    if (srv_render_chat(rq, messages, tools, NULL, NULL, &text, &len) != 0) return MHD_YES;
     llm_strbuf o = LLM_STRBUF_INIT;
     llm_strbuf_append_str(&o, "{\"prompt\":");
     llm_json_escape(&o, text, len);

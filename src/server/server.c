@@ -89,8 +89,25 @@ void llm_server_shutdown(llm_server *s, int deadline_ms) {
         pthread_cond_timedwait(&s->jobs_cv, &s->jobs_mu, &w);
     }
     pthread_mutex_unlock(&s->jobs_mu);
-    if (s->runner) gen_cancel_all(s);
-    MHD_stop_daemon(s->mhd); /* joins the connection threads: their responses end (cancelled) */
+    if (s->runner) {
+        gen_cancel_all(s);
+        /* let the cancelled responses end properly (an error event and [DONE] on streams, a 503
+         * otherwise) before the connections are closed: bounded, a stuck client cannot hold us */
+        pthread_mutex_lock(&s->jobs_mu);
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        for (;;) {
+            clock_gettime(CLOCK_MONOTONIC, &t);
+            const double ms = (double)(t.tv_sec - t0.tv_sec) * 1e3 + (double)(t.tv_nsec - t0.tv_nsec) * 1e-6;
+            if (s->n_jobs == 0 || ms >= 3000) break;
+            struct timespec w;
+            clock_gettime(CLOCK_REALTIME, &w);
+            w.tv_nsec += 20 * 1000000L;
+            if (w.tv_nsec >= 1000000000L) w.tv_sec++, w.tv_nsec -= 1000000000L;
+            pthread_cond_timedwait(&s->jobs_cv, &s->jobs_mu, &w);
+        }
+        pthread_mutex_unlock(&s->jobs_mu);
+    }
+    MHD_stop_daemon(s->mhd); /* joins the connection threads */
     s->mhd = NULL;
 }
 

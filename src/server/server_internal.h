@@ -89,11 +89,12 @@ enum MHD_Result srv_metrics_page(http_req *rq);
 
 /* ---- shared helpers (requests.c) ---- */
 
-/* Renders the chat template over messages (a JSON array, validated) and tools (array or NULL) with a
- * generation prompt, plus an optional forced assistant prefix appended. *out: malloc'd. On error, a
+/* Renders the chat template over messages (a JSON array, validated) and tools (array or NULL; only the
+ * function named only_tool when that is set) with a generation prompt, plus an optional forced
+ * assistant prefix appended. *out: malloc'd. On error, a
  * 400 has been sent and -1 returned. */
-int srv_render_chat(http_req *rq, const llm_json *messages, const llm_json *tools, const char *prefix,
-                    char **out, size_t *out_len);
+int srv_render_chat(http_req *rq, const llm_json *messages, const llm_json *tools, const char *only_tool,
+                    const char *prefix, char **out, size_t *out_len);
 /* Tokenizes text under the tokenizer lock (flags LLM_TOKENIZE_*); *ids malloc'd. -1 with a 400/500
  * sent on failure. */
 int srv_tokenize_text(http_req *rq, const char *text, size_t len, unsigned flags, const char *param,
