@@ -89,3 +89,17 @@ test('a client leaving before a non-streamed answer: cancelled within a step, KV
   assert.ok(done.ok, `cancellation counted and KV freed: ${done.m.text.split('\n').filter((l) => /cancel|kv_blocks_used|running/.test(l)).join(' | ')}`);
   assert.ok(done.m.get('llamac_requests_total', '{endpoint="/v1/chat/completions",code="499"}') >= 1, 'counted as 499');
 });
+
+test('headers beyond the server\'s memory limit are refused (431) and the server keeps serving', async () => {
+  const sock = net.connect(srv.port, '127.0.0.1');
+  sock.on('error', () => {});
+  let data = '';
+  sock.on('data', (d) => { data += d.toString(); });
+  const closed = new Promise((r) => sock.on('close', r));
+  sock.on('connect', () => sock.write(`GET /health HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(100000)}\r\n\r\n`));
+  await Promise.race([closed, sleep(5000)]);
+  sock.destroy();
+  assert.match(data, /^HTTP\/1\.1 431 /, `answer: ${data.slice(0, 80)}`);
+  const h = await fetch(`${srv.base}/health`);
+  assert.equal(h.status, 200);
+});
