@@ -97,7 +97,7 @@ test('headers beyond the server\'s memory limit are refused (431) and the server
   sock.on('data', (d) => { data += d.toString(); });
   const closed = new Promise((r) => sock.on('close', r));
   sock.on('connect', () => sock.write(`GET /health HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(100000)}\r\n\r\n`));
-  await Promise.race([closed, sleep(5000)]);
+  for (let t = 0; t < 60 && !/^HTTP\/1\.1 \d{3} /.test(data); t++) await Promise.race([closed, sleep(50)]);
   sock.destroy();
   assert.match(data, /^HTTP\/1\.1 431 /, `answer: ${data.slice(0, 80)}`);
   const h = await fetch(`${srv.base}/health`);
