@@ -324,6 +324,13 @@ static enum MHD_Result run_job(http_req *rq, gen_job *job, const srv_gen_opts *o
     return http_send_json(rq, 200, &out);
 }
 
+static void job_set_opts(gen_job *job, const srv_gen_opts *o) {
+    job->stream = o->stream;
+    job->include_usage = o->include_usage;
+    job->logprobs = o->logprobs;
+    job->top_logprobs = o->top_logprobs;
+}
+
 /* Checks the prompt fits the context with room for one generated token and for max_tokens. */
 static int check_length(http_req *rq, size_t n_prompt, int32_t max_tokens, const char *param) {
     const int32_t n_ctx = rq->srv->n_ctx;
@@ -459,10 +466,7 @@ enum MHD_Result srv_chat_completions(http_req *rq, const llm_json *body) {
         if (!job) {
             r = http_send_error(rq, 500, "server_error", NULL, NULL, 0, "out of memory");
         } else {
-            job->stream = o.stream;
-            job->include_usage = o.include_usage;
-            job->logprobs = o.logprobs;
-            job->top_logprobs = o.top_logprobs;
+            job_set_opts(job, &o);
             job->n_prompt_total = (int32_t)n_ids;
             job->tool_format = use_tools ? s->tool_format : LLM_TOOLFMT_NONE;
             snprintf(job->forced_prefix, sizeof job->forced_prefix, "%s", prefix);
@@ -593,10 +597,7 @@ enum MHD_Result srv_completions(http_req *rq, const llm_json *body) {
         if (!job) {
             r = http_send_error(rq, 500, "server_error", NULL, NULL, 0, "out of memory");
         } else {
-            job->stream = o.stream;
-            job->include_usage = o.include_usage;
-            job->logprobs = o.logprobs;
-            job->top_logprobs = o.top_logprobs;
+            job_set_opts(job, &o);
             for (size_t p = 0; p < n_prompts; p++) job->n_prompt_total += (int32_t)lens[p];
             for (int i = 0; i < job->n; i++)
                 if (texts[i / o.n])

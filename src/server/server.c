@@ -69,19 +69,15 @@ llm_status llm_server_attach(llm_server *s, llm_model *model, const char *dir, c
     return LLM_OK;
 }
 
-void llm_server_shutdown(llm_server *s, int deadline_ms) {
-    if (!s || !s->mhd) return;
-    atomic_store(&s->stopping, 1);
-    const MHD_socket ls = MHD_quiesce_daemon(s->mhd); /* no new connections */
-    if (ls != MHD_INVALID_SOCKET) close(ls);
-    /* in-flight generations may finish until the deadline; then they are cancelled */
+/* Waits until no generation job is left or ms pass. */
+static void wait_jobs(llm_server *s, int ms) {
     struct timespec t0, t;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     pthread_mutex_lock(&s->jobs_mu);
     for (;;) {
         clock_gettime(CLOCK_MONOTONIC, &t);
-        const double ms = (double)(t.tv_sec - t0.tv_sec) * 1e3 + (double)(t.tv_nsec - t0.tv_nsec) * 1e-6;
-        if (s->n_jobs == 0 || ms >= deadline_ms) break;
+        const double el = (double)(t.tv_sec - t0.tv_sec) * 1e3 + (double)(t.tv_nsec - t0.tv_nsec) * 1e-6;
+        if (s->n_jobs == 0 || el >= ms) break;
         struct timespec w;
         clock_gettime(CLOCK_REALTIME, &w);
         w.tv_nsec += 20 * 1000000L;
@@ -89,23 +85,19 @@ void llm_server_shutdown(llm_server *s, int deadline_ms) {
         pthread_cond_timedwait(&s->jobs_cv, &s->jobs_mu, &w);
     }
     pthread_mutex_unlock(&s->jobs_mu);
+}
+
+void llm_server_shutdown(llm_server *s, int deadline_ms) {
+    if (!s || !s->mhd) return;
+    atomic_store(&s->stopping, 1);
+    const MHD_socket ls = MHD_quiesce_daemon(s->mhd); /* no new connections */
+    if (ls != MHD_INVALID_SOCKET) close(ls);
+    wait_jobs(s, deadline_ms); /* in-flight generations may finish until the deadline */
     if (s->runner) {
         gen_cancel_all(s);
         /* let the cancelled responses end properly (an error event and [DONE] on streams, a 503
          * otherwise) before the connections are closed: bounded, a stuck client cannot hold us */
-        pthread_mutex_lock(&s->jobs_mu);
-        clock_gettime(CLOCK_MONOTONIC, &t0);
-        for (;;) {
-            clock_gettime(CLOCK_MONOTONIC, &t);
-            const double ms = (double)(t.tv_sec - t0.tv_sec) * 1e3 + (double)(t.tv_nsec - t0.tv_nsec) * 1e-6;
-            if (s->n_jobs == 0 || ms >= 3000) break;
-            struct timespec w;
-            clock_gettime(CLOCK_REALTIME, &w);
-            w.tv_nsec += 20 * 1000000L;
-            if (w.tv_nsec >= 1000000000L) w.tv_sec++, w.tv_nsec -= 1000000000L;
-            pthread_cond_timedwait(&s->jobs_cv, &s->jobs_mu, &w);
-        }
-        pthread_mutex_unlock(&s->jobs_mu);
+        wait_jobs(s, 3000);
     }
     MHD_stop_daemon(s->mhd); /* joins the connection threads */
     s->mhd = NULL;
