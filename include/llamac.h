@@ -105,7 +105,10 @@ const char *llm_dtype_name(llm_dtype dtype);
 typedef enum llm_backend_kind {
     LLM_BACKEND_AUTO = 0, /* the fastest available backend */
     LLM_BACKEND_CPU = 1,  /* the reference backend: f32 math on f32/f16/bf16 weights */
-    LLM_BACKEND_CUDA = 2, /* not in this build yet: asking for it gives LLM_ERR_BACKEND_UNAVAILABLE */
+    LLM_BACKEND_CUDA = 2, /* NVIDIA GPU (device 0): weights uploaded once at load; asking for it in a
+                             build without CUDA or on a machine without a device gives
+                             LLM_ERR_BACKEND_UNAVAILABLE with the reason. AUTO picks it only in builds
+                             that passed the CUDA parity gate (make test-cuda) */
 } llm_backend_kind;
 
 /* "auto", "cpu", "cuda". Owned by the library. */
@@ -218,6 +221,7 @@ typedef struct llm_model_info {
     uint64_t bytes_by_dtype[LLM_DTYPE_COUNT];
     uint64_t kv_bytes_per_token; /* all layers, K and V, as the engine stores them */
     llm_backend_kind backend;    /* the backend chosen at load */
+    char backend_reason[192];    /* why: "cuda: requested; NVIDIA H100 ...", "cpu: auto; no CUDA device..." */
     int n_threads;               /* resolved worker count */
 } llm_model_info;
 

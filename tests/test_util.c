@@ -175,6 +175,10 @@ int tu_list_fixtures(const char *names[], int cap) {
 llm_model *tu_load_model(const char *dir, int n_threads) {
     llm_model_params mp = llm_model_default_params();
     mp.n_threads = n_threads;
+    /* The suite checks the CPU reference path (bit-exact batch invariance and all): never let auto pick
+     * a GPU. LLAMAC_TEST_BACKEND=cuda runs a test on the CUDA backend instead. */
+    const char *b = getenv("LLAMAC_TEST_BACKEND");
+    mp.backend = b && strcmp(b, "cuda") == 0 ? LLM_BACKEND_CUDA : LLM_BACKEND_CPU;
     llm_model *m = NULL;
     char err[1024];
     llm_status st = llm_model_load(dir, &mp, &m, err, sizeof err);

@@ -84,8 +84,8 @@ int cli_inspect(int argc, char **argv) {
         if (mi.bytes_by_dtype[d])
             printf("  %-5s           %s\n", llm_dtype_name((llm_dtype)d),
                    bytes(mi.bytes_by_dtype[d], b, sizeof b));
-    printf("backend:          %s (%d threads; requested %s)\n", llm_backend_name(mi.backend), mi.n_threads,
-           llm_backend_name(o.backend));
+    printf("backend:          %s (%d threads; requested %s; %s)\n", llm_backend_name(mi.backend), mi.n_threads,
+           llm_backend_name(o.backend), mi.backend_reason);
     printf("KV per token:     %s (f32)\n", bytes(mi.kv_bytes_per_token, b, sizeof b));
     printf("footprint @ctx %d: %s", ei.n_ctx, bytes(ei.footprint_bytes, b, sizeof b));
     printf(" = weights + KV %s", bytes(ei.kv_bytes, b, sizeof b));

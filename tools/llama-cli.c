@@ -27,7 +27,9 @@ static const struct {
      "run a token sequence through the model; print per-position argmax, optionally dump logits"},
     {"tokenize", cli_tokenize, "encode text with the model's tokenizer.json; print the token ids"},
     {"template", cli_template, "render a model's chat template over a conversation (as transformers does)"},
+#ifndef LLAMAC_NO_SERVER
     {"serve", cli_serve, "OpenAI-compatible HTTP server: chat, completions, embeddings, streaming, tools, metrics"},
+#endif
     {"bench", cli_bench,
      "prefill and decode tok/s with the memory-bandwidth roofline (--random-weights: no files)"},
 };

@@ -63,6 +63,8 @@ typedef struct llm_backend_ops {
     void (*release)(llm_backend *be, void *p);
     /* Copies n floats of backend memory to host memory (and waits for them). */
     void (*to_host)(llm_backend *be, float *dst, const float *src, size_t n);
+    /* Copies bytes of host memory into backend memory (src may be reused when it returns). */
+    void (*from_host)(llm_backend *be, void *dst, const void *src, size_t bytes);
     /* Copies bytes of backend memory to backend memory (non-overlapping), e.g. a KV block on
      * copy-on-write. */
     void (*copy)(llm_backend *be, void *dst, const void *src, size_t bytes);
@@ -96,6 +98,10 @@ typedef struct llm_backend_ops {
     void (*add)(llm_backend *be, float *x, const float *y, size_t n);
     /* out[R][D] = x[rows[r]][D] (rows: host memory) */
     void (*get_rows)(llm_backend *be, float *out, const float *x, const int32_t *rows, int n_rows, int dim);
+    /* Optional (NULL on the CPU): called once per forward pass before any op of it, with the batch
+     * every op of the pass will see (its host arrays stay unchanged until the pass ends), so that an
+     * accelerator uploads tokens, positions and block tables once instead of per op. */
+    void (*begin_batch)(llm_backend *be, const llm_batch *b);
 } llm_backend_ops;
 
 struct llm_backend {
@@ -105,7 +111,15 @@ struct llm_backend {
 typedef struct llm_backend_config {
     int n_threads;   /* CPU: worker threads (>= 1) */
     int64_t max_row; /* longest row any op will see (max of K and M dims), for per-thread scratch */
+    /* accelerators size their workspaces from these: */
+    int max_tokens;            /* rows of one forward pass */
+    int max_ctx;               /* longest sequence (n_ctx) */
+    int n_head, head_dim;      /* attention shape */
+    int max_blocks_per_seq;    /* block-table length of one sequence */
+    int max_seqs;              /* sequences in one pass */
 } llm_backend_config;
+
+/* The CUDA backend: see backend/cuda/cuda_backend.h. */
 
 /* The CPU reference backend. NULL on allocation failure. */
 llm_backend *llm_backend_cpu_create(const llm_backend_config *cfg);

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backend/cuda/cuda_backend.h"
 #include "core/fileutil.h"
 #include "engine/engine_internal.h"
 #include "kv/kv_cache.h"
@@ -233,8 +234,24 @@ llm_status llm_engine_create(llm_model *model, const llm_engine_params *params, 
     e->kv_bytes = kv_bytes;
     e->scratch_bytes = scratch;
     e->footprint = footprint;
-    llm_backend_config bc = {n_threads, max_row};
-    e->be = llm_backend_cpu_create(&bc);
+    llm_backend_config bc = {.n_threads = n_threads,
+                             .max_row = max_row,
+                             .max_tokens = p.max_batch_tokens,
+                             .max_ctx = p.n_ctx,
+                             .n_head = hp->n_head,
+                             .head_dim = hp->head_dim,
+                             .max_blocks_per_seq = e->max_blocks_per_seq,
+                             .max_seqs = p.n_seq_max};
+    if (model->backend == LLM_BACKEND_CUDA) {
+        char why[256];
+        e->be = llm_backend_cuda_create(&bc, why, sizeof why);
+        if (!e->be) {
+            st = llm_fail(err, LLM_ERR_BACKEND, "cannot create the cuda backend: %s", why);
+            goto fail;
+        }
+    } else {
+        e->be = llm_backend_cpu_create(&bc);
+    }
     if (!e->be) {
         st = llm_fail(err, LLM_ERR_OUT_OF_MEMORY, "cannot create the cpu backend with %d threads", n_threads);
         goto fail;

@@ -132,6 +132,7 @@ static void run_layers(llm_forward *f, const llm_batch *b) {
     const int T = b->n_tokens;
     LLM_ASSERT(T > 0 && T <= f->max_tokens);
 
+    if (op->begin_batch) op->begin_batch(be, b);
     op->embed(be, f->x, &f->w->tok_embd, b->tokens, T); /* x[T][D] */
     op->rope_table(be, f->rope_cos, f->rope_sin, b->positions, T, f->inv_freq,
                    hp->head_dim / 2); /* [T][hd/2] */

@@ -8,6 +8,7 @@
 #include "core/arena.h"
 #include "core/fileutil.h"
 #include "core/json.h"
+#include "backend/cuda/cuda_backend.h"
 #include "model/model_internal.h"
 
 #define LLM_INDEX_MAX_BYTES (64u * 1024u * 1024u)
@@ -47,6 +48,7 @@ void llm_model_free(llm_model *model) {
     if (model->weight_block) munmap(model->weight_block, model->weight_block_bytes);
     free(model->tensor_names);
     llm_model_free_text(model);
+    llm_cuda_store_free(model->cuda_store);
     free(model);
 }
 
@@ -411,10 +413,7 @@ static llm_status bind_all(llm_model *m, llm_error *err) {
 llm_status llm_model_new(const llm_model_params *params, llm_model **out, llm_error *err) {
     *out = NULL;
     llm_model_params p = params ? *params : llm_model_default_params();
-    if (p.backend == LLM_BACKEND_CUDA)
-        return llm_fail(err, LLM_ERR_BACKEND_UNAVAILABLE,
-                        "backend 'cuda' requested, but this build has no CUDA backend");
-    if (p.backend != LLM_BACKEND_AUTO && p.backend != LLM_BACKEND_CPU)
+    if (p.backend != LLM_BACKEND_AUTO && p.backend != LLM_BACKEND_CPU && p.backend != LLM_BACKEND_CUDA)
         return llm_fail(err, LLM_ERR_INVALID_ARGUMENT, "unknown backend %d", (int)p.backend);
     if (p.n_threads < 0 || p.n_threads > 1024)
         return llm_fail(err, LLM_ERR_INVALID_ARGUMENT, "n_threads %d out of range 0..1024", p.n_threads);
@@ -424,7 +423,11 @@ llm_status llm_model_new(const llm_model_params *params, llm_model **out, llm_er
     m->log.fn = p.log_fn;
     m->log.user_data = p.log_user_data;
     m->log.level = p.log_level;
-    m->backend = LLM_BACKEND_CPU;
+    llm_status st = llm_model_choose_backend(m, p.backend, err);
+    if (st != LLM_OK) {
+        free(m);
+        return st;
+    }
     m->n_threads = p.n_threads ? p.n_threads : llm_cpu_count();
     m->memory_limit = p.memory_limit_bytes ? p.memory_limit_bytes : llm_physical_memory();
     if (!m->memory_limit) m->memory_limit = UINT64_MAX;
@@ -481,7 +484,12 @@ static llm_status load(const char *dir, const llm_model_params *params, llm_mode
         return st;
     }
     llm_model_progress(m, 0.05);
-    if (m->params.progress_fn) prefetch_weights(m);
+    if (m->params.progress_fn && m->backend == LLM_BACKEND_CPU) prefetch_weights(m);
+    st = llm_model_place_weights(m, err); /* the GPU upload reads the mmap itself, with progress */
+    if (st != LLM_OK) {
+        llm_model_free(m);
+        return st;
+    }
     llm_model_progress(m, 1);
     char wb[32];
     llm_log(&m->log, LLM_LOG_INFO,
@@ -540,5 +548,6 @@ void llm_model_get_info(const llm_model *m, llm_model_info *info) {
     info->kv_bytes_per_token =
         (uint64_t)hp->n_layer * 2u * (uint64_t)hp->n_head_kv * (uint64_t)hp->head_dim * 4u;
     info->backend = m->backend;
+    snprintf(info->backend_reason, sizeof info->backend_reason, "%s", m->backend_reason);
     info->n_threads = m->n_threads;
 }

@@ -35,6 +35,8 @@ struct llm_model {
     char chat_template_error[LLM_ERROR_CAP]; /* why chat_template is NULL, if the config has one */
     int n_engines;
     char last_error[LLM_ERROR_CAP];
+    char backend_reason[192];             /* what was chosen and why (inspect, bench) */
+    struct llm_cuda_store *cuda_store;    /* the weights' device copy (CUDA backend), or NULL */
 };
 
 /* Where binding gets the tensors: the safetensors files (model.c) or a random-weight block
@@ -52,6 +54,14 @@ llm_status llm_model_bind(llm_model *m, llm_tensor_source *src, llm_error *err);
 
 /* A new handle with its parameters validated and resolved (backend, threads, memory limit, logger). */
 llm_status llm_model_new(const llm_model_params *params, llm_model **out, llm_error *err);
+
+/* Resolves the requested backend (auto: CUDA only when compiled, gated and a device is present) into
+ * m->backend and m->backend_reason; an unavailable explicit request is LLM_ERR_BACKEND_UNAVAILABLE. */
+llm_status llm_model_choose_backend(llm_model *m, llm_backend_kind requested, llm_error *err);
+
+/* After binding: uploads every tensor to the backend's memory when it is not the host (CUDA) and
+ * points the tensors there. No-op on the CPU. */
+llm_status llm_model_place_weights(llm_model *m, llm_error *err);
 
 /* params.progress_fn, if set, with fraction clamped to [0, 1]. */
 void llm_model_progress(const llm_model *m, double fraction);

@@ -373,6 +373,7 @@ static llm_status create(const char *name, llm_dtype dtype, uint64_t seed, const
         LLM_ASSERT(st != LLM_OK || (r.offset == block_bytes && r.n_tensors == n_tensors));
     }
     if (st == LLM_OK) st = fill(m, tensors, (size_t)n_tensors, dtype, seed, err);
+    if (st == LLM_OK) st = llm_model_place_weights(m, err);
     free(tensors);
     if (st != LLM_OK) {
         llm_model_free(m);

@@ -87,6 +87,7 @@ static void cpu_copy(llm_backend *be, void *dst, const void *src, size_t bytes) 
 
 static const llm_backend_ops cpu_ops = {
     .name = "cpu",
+    .from_host = cpu_copy, /* host memory is backend memory */
     .free = cpu_free,
     .status = cpu_status,
     .alloc = cpu_alloc,

@@ -1,0 +1,296 @@
+/* The CUDA parity gate, op by op: every op of the CUDA backend against the CPU reference backend, on
+ * fresh random inputs at several shapes, through the same op table the model uses. Errors are
+ * normalised: max |cuda - cpu| / max(1, max |cpu|); thresholds per dtype (f32 paths are exact up to
+ * summation order; with F16/BF16 weights the GPU rounds activations to the weights' type, as tensor
+ * cores need, so the gate there is 2e-2).
+ * Without a CUDA device (or in a build without CUDA) it prints why and exits 77 (skipped). */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend/backend.h"
+#include "backend/cuda/cuda_backend.h"
+#include "core/half.h"
+#include "test_util.h"
+
+static llm_backend *cpu, *gpu;
+static tu_rng rng;
+static int n_fail;
+
+static float frand(void) {
+    return (float)((double)tu_rng_next(&rng) / 18446744073709551616.0 * 2.0 - 1.0);
+}
+
+static void fill(float *x, size_t n, float scale) {
+    for (size_t i = 0; i < n; i++) x[i] = frand() * scale;
+}
+
+/* the same bytes on both backends */
+typedef struct twin {
+    void *c, *g;
+    size_t bytes;
+} twin;
+
+static twin twin_new(const void *host, size_t bytes) {
+    twin t = {cpu->ops->alloc(cpu, bytes), gpu->ops->alloc(gpu, bytes), bytes};
+    if (host) {
+        cpu->ops->from_host(cpu, t.c, host, bytes);
+        gpu->ops->from_host(gpu, t.g, host, bytes);
+    }
+    return t;
+}
+
+static void twin_free(twin *t) {
+    cpu->ops->release(cpu, t->c);
+    gpu->ops->release(gpu, t->g);
+}
+
+/* weights of a dtype from floats */
+static void *to_dtype(const float *x, size_t n, llm_dtype dt) {
+    if (dt == LLM_DTYPE_F32) {
+        float *o = malloc(n * 4);
+        memcpy(o, x, n * 4);
+        return o;
+    }
+    uint16_t *o = malloc(n * 2);
+    for (size_t i = 0; i < n; i++) o[i] = dt == LLM_DTYPE_BF16 ? llm_f32_to_bf16(x[i]) : llm_f32_to_f16(x[i]);
+    return o;
+}
+
+static size_t dt_size(llm_dtype dt) {
+    return dt == LLM_DTYPE_F32 ? 4 : 2;
+}
+
+/* compares n floats of the two outputs; reports */
+static void compare(const char *what, const twin *out, size_t n, double threshold) {
+    float *a = malloc(n * sizeof *a), *b = malloc(n * sizeof *b);
+    cpu->ops->to_host(cpu, a, out->c, n);
+    gpu->ops->to_host(gpu, b, out->g, n);
+    char msg[256];
+    llm_status st = gpu->ops->status(gpu, msg, sizeof msg);
+    const double err = st == LLM_OK ? tu_rel_diff(b, a, n) : INFINITY;
+    const int ok = err <= threshold;
+    printf("  %-58s error %.3g (gate %.0e) %s%s%s\n", what, err, threshold, ok ? "ok" : "FAIL",
+           st == LLM_OK ? "" : ": ", st == LLM_OK ? "" : msg);
+    if (!ok) n_fail++;
+    TU_CHECK(ok, "%s: error %g > %g", what, err, threshold);
+    free(a);
+    free(b);
+}
+
+static const char *dname(llm_dtype d) {
+    return llm_dtype_name(d);
+}
+
+static void test_matmul(void) {
+    const struct {
+        int M, K, T;
+    } shapes[] = {{4096, 4096, 1}, {1024, 4096, 3},   {100, 77, 9},    {14336, 4096, 1}, {4096, 14336, 2},
+                  {512, 256, 64},  {4096, 4096, 512}, {257, 1000, 17}, {1, 64, 5}};
+    const llm_dtype dts[] = {LLM_DTYPE_F32, LLM_DTYPE_F16, LLM_DTYPE_BF16};
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
+        for (size_t d = 0; d < 3; d++) {
+            const int M = shapes[s].M, K = shapes[s].K, T = shapes[s].T;
+            const llm_dtype dt = dts[d];
+            float *w = malloc((size_t)M * K * 4), *x = malloc((size_t)T * K * 4),
+                  *bias = malloc((size_t)M * 4);
+            fill(w, (size_t)M * K, 0.05f);
+            fill(x, (size_t)T * K, 1.0f);
+            fill(bias, (size_t)M, 0.5f);
+            void *wd = to_dtype(w, (size_t)M * K, dt), *bd = to_dtype(bias, (size_t)M, dt);
+            twin tw = twin_new(wd, (size_t)M * K * dt_size(dt)), tb = twin_new(bd, (size_t)M * dt_size(dt));
+            twin tx = twin_new(x, (size_t)T * K * 4), to = twin_new(NULL, (size_t)T * M * 4);
+            const int with_bias = (s + d) % 2;
+            llm_tensor wc = {tw.c, dt, M, K, "w"}, wg = {tw.g, dt, M, K, "w"};
+            llm_tensor bc = {tb.c, dt, 1, M, "b"}, bg = {tb.g, dt, 1, M, "b"};
+            cpu->ops->matmul(cpu, to.c, tx.c, &wc, with_bias ? &bc : NULL, T);
+            gpu->ops->matmul(gpu, to.g, tx.g, &wg, with_bias ? &bg : NULL, T);
+            char what[96];
+            snprintf(what, sizeof what, "matmul %s M=%d K=%d T=%d%s", dname(dt), M, K, T,
+                     with_bias ? " +bias" : "");
+            compare(what, &to, (size_t)T * M, dt == LLM_DTYPE_F32 ? 1e-4 : 2e-2);
+            twin_free(&tw), twin_free(&tb), twin_free(&tx), twin_free(&to);
+            free(w), free(x), free(bias), free(wd), free(bd);
+        }
+}
+
+static void test_small_ops(void) {
+    const llm_dtype dts[] = {LLM_DTYPE_F32, LLM_DTYPE_F16, LLM_DTYPE_BF16};
+    for (size_t d = 0; d < 3; d++) {
+        const int rows = 7, dims[] = {64, 100, 4096};
+        for (int k = 0; k < 3; k++) {
+            const int dim = dims[k];
+            float *x = malloc((size_t)rows * dim * 4), *w = malloc((size_t)dim * 4);
+            fill(x, (size_t)rows * dim, 3.0f);
+            fill(w, (size_t)dim, 1.0f);
+            void *wd = to_dtype(w, (size_t)dim, dts[d]);
+            twin tx = twin_new(x, (size_t)rows * dim * 4), tw = twin_new(wd, (size_t)dim * dt_size(dts[d]));
+            twin to = twin_new(NULL, (size_t)rows * dim * 4);
+            llm_tensor wc = {tw.c, dts[d], 1, dim, "norm"}, wg = {tw.g, dts[d], 1, dim, "norm"};
+            cpu->ops->rmsnorm(cpu, to.c, tx.c, &wc, rows, dim, 1e-5f);
+            gpu->ops->rmsnorm(gpu, to.g, tx.g, &wg, rows, dim, 1e-5f);
+            char what[96];
+            snprintf(what, sizeof what, "rmsnorm %s rows=%d dim=%d", dname(dts[d]), rows, dim);
+            compare(what, &to, (size_t)rows * dim, 1e-5);
+            /* in place, as the model uses it for q/k norms */
+            cpu->ops->rmsnorm(cpu, tx.c, tx.c, &wc, rows, dim, 1e-6f);
+            gpu->ops->rmsnorm(gpu, tx.g, tx.g, &wg, rows, dim, 1e-6f);
+            snprintf(what, sizeof what, "rmsnorm in place %s dim=%d", dname(dts[d]), dim);
+            compare(what, &tx, (size_t)rows * dim, 1e-5);
+            twin_free(&tx), twin_free(&tw), twin_free(&to);
+            free(x), free(w), free(wd);
+        }
+        /* embed: a table of each dtype, random ids */
+        const int V = 1000, D = 384, n = 37;
+        float *tab = malloc((size_t)V * D * 4);
+        fill(tab, (size_t)V * D, 1.0f);
+        void *td = to_dtype(tab, (size_t)V * D, dts[d]);
+        twin tt = twin_new(td, (size_t)V * D * dt_size(dts[d])), to = twin_new(NULL, (size_t)n * D * 4);
+        int32_t ids[37];
+        for (int i = 0; i < n; i++) ids[i] = (int32_t)tu_rng_below(&rng, V);
+        llm_tensor ec = {tt.c, dts[d], V, D, "embed"}, eg = {tt.g, dts[d], V, D, "embed"};
+        cpu->ops->embed(cpu, to.c, &ec, ids, n);
+        gpu->ops->embed(gpu, to.g, &eg, ids, n);
+        char what[64];
+        snprintf(what, sizeof what, "embed %s V=%d D=%d n=%d", dname(dts[d]), V, D, n);
+        compare(what, &to, (size_t)n * D, 0);
+        twin_free(&tt), twin_free(&to);
+        free(tab), free(td);
+    }
+    /* swiglu, add, get_rows */
+    const size_t N = 3 * 14336 + 5;
+    float *a = malloc(N * 4), *b = malloc(N * 4);
+    fill(a, N, 8.0f);
+    fill(b, N, 2.0f);
+    twin ta = twin_new(a, N * 4), tb = twin_new(b, N * 4), to = twin_new(NULL, N * 4);
+    cpu->ops->swiglu(cpu, to.c, ta.c, tb.c, N);
+    gpu->ops->swiglu(gpu, to.g, ta.g, tb.g, N);
+    compare("swiglu n=43013", &to, N, 1e-6);
+    cpu->ops->add(cpu, ta.c, tb.c, N);
+    gpu->ops->add(gpu, ta.g, tb.g, N);
+    compare("add n=43013", &ta, N, 0);
+    int32_t rows[5] = {3, 0, 2, 2, 1};
+    twin tr = twin_new(NULL, 5 * 1000 * 4);
+    cpu->ops->get_rows(cpu, tr.c, ta.c, rows, 5, 1000);
+    gpu->ops->get_rows(gpu, tr.g, ta.g, rows, 5, 1000);
+    compare("get_rows 5 of [43][1000]", &tr, 5000, 0);
+    twin_free(&ta), twin_free(&tb), twin_free(&to), twin_free(&tr);
+    free(a), free(b);
+}
+
+/* rope_table + rope, at positions up to 500k (llama3 contexts) */
+static void test_rope(void) {
+    const int n = 40, half = 64, hd = 128, H = 8;
+    int32_t pos[40];
+    for (int i = 0; i < n; i++) pos[i] = i < 20 ? i : (int32_t)tu_rng_below(&rng, 500000);
+    float inv[64];
+    for (int i = 0; i < half; i++) inv[i] = (float)pow(500000.0, -2.0 * i / hd);
+    twin tc = twin_new(NULL, (size_t)n * half * 4), ts = twin_new(NULL, (size_t)n * half * 4);
+    cpu->ops->rope_table(cpu, tc.c, ts.c, pos, n, inv, half);
+    gpu->ops->rope_table(gpu, tc.g, ts.g, pos, n, inv, half);
+    compare("rope_table cos, positions to 500k", &tc, (size_t)n * half, 1e-6);
+    compare("rope_table sin", &ts, (size_t)n * half, 1e-6);
+    float *x = malloc((size_t)n * H * hd * 4);
+    fill(x, (size_t)n * H * hd, 2.0f);
+    twin tx = twin_new(x, (size_t)n * H * hd * 4);
+    cpu->ops->rope(cpu, tx.c, n, H, hd, tc.c, ts.c);
+    gpu->ops->rope(gpu, tx.g, n, H, hd, tc.g, ts.g);
+    compare("rope n=40 heads=8 hd=128", &tx, (size_t)n * H * hd, 1e-6);
+    twin_free(&tc), twin_free(&ts), twin_free(&tx);
+    free(x);
+}
+
+/* kv_write and paged attention over a ragged batch: prefill chunks and decode rows of several
+ * sequences, shuffled block tables, GQA */
+static void test_attention(int n_head, int n_head_kv, int hd, int bs) {
+    enum { S = 6 };
+    const int n_past[S] = {0, 37, 1000, 5, 3000, 200}, n_rows[S] = {50, 1, 1, 17, 1, 120};
+    int T = 0, max_blocks = 0;
+    for (int s = 0; s < S; s++) {
+        T += n_rows[s];
+        const int nb = (n_past[s] + n_rows[s] + bs - 1) / bs;
+        if (nb > max_blocks) max_blocks = nb;
+    }
+    const int n_blocks = S * max_blocks + 7;
+    /* block tables: a random permutation of the pool */
+    int32_t *perm = malloc((size_t)n_blocks * 4);
+    for (int i = 0; i < n_blocks; i++) perm[i] = i;
+    for (int i = n_blocks - 1; i > 0; i--) {
+        int j = (int)tu_rng_below(&rng, (uint32_t)i + 1), t = perm[i];
+        perm[i] = perm[j], perm[j] = t;
+    }
+    int32_t *tables = malloc((size_t)S * max_blocks * 4);
+    for (int s = 0; s < S; s++)
+        for (int b = 0; b < max_blocks; b++) tables[s * max_blocks + b] = perm[s * max_blocks + b];
+    const size_t cache = (size_t)n_blocks * n_head_kv * bs * hd;
+    float *k0 = malloc(cache * 4), *v0 = malloc(cache * 4);
+    fill(k0, cache, 1.0f);
+    fill(v0, cache, 1.0f);
+    twin tk = twin_new(k0, cache * 4), tv = twin_new(v0, cache * 4);
+    int32_t *tok = malloc((size_t)T * 4), *pos = malloc((size_t)T * 4);
+    llm_batch_seq seqs[S];
+    int row = 0;
+    for (int s = 0; s < S; s++) {
+        seqs[s] = (llm_batch_seq){row, n_rows[s], n_past[s], tables + s * max_blocks};
+        for (int r = 0; r < n_rows[s]; r++) tok[row + r] = 1, pos[row + r] = n_past[s] + r;
+        row += n_rows[s];
+    }
+    llm_batch b = {T, tok, pos, S, seqs};
+    float *q = malloc((size_t)T * n_head * hd * 4), *kn = malloc((size_t)T * n_head_kv * hd * 4),
+          *vn = malloc((size_t)T * n_head_kv * hd * 4);
+    fill(q, (size_t)T * n_head * hd, 1.0f);
+    fill(kn, (size_t)T * n_head_kv * hd, 1.0f);
+    fill(vn, (size_t)T * n_head_kv * hd, 1.0f);
+    twin tq = twin_new(q, (size_t)T * n_head * hd * 4), tkn = twin_new(kn, (size_t)T * n_head_kv * hd * 4),
+         tvn = twin_new(vn, (size_t)T * n_head_kv * hd * 4), to = twin_new(NULL, (size_t)T * n_head * hd * 4);
+    llm_kv_view vc = {tk.c, tv.c, n_head_kv, hd, bs}, vg = {tk.g, tv.g, n_head_kv, hd, bs};
+    gpu->ops->begin_batch(gpu, &b);
+    cpu->ops->kv_write(cpu, &vc, tkn.c, tvn.c, &b);
+    gpu->ops->kv_write(gpu, &vg, tkn.g, tvn.g, &b);
+    const float scale = (float)(1.0 / sqrt((double)hd));
+    cpu->ops->attention(cpu, to.c, tq.c, &vc, &b, n_head, scale);
+    gpu->ops->attention(gpu, to.g, tq.g, &vg, &b, n_head, scale);
+    char what[96];
+    snprintf(what, sizeof what, "kv_write K, heads %d/%d hd %d block %d", n_head, n_head_kv, hd, bs);
+    compare(what, &tk, cache, 0);
+    snprintf(what, sizeof what, "kv_write V");
+    compare(what, &tv, cache, 0);
+    snprintf(what, sizeof what, "attention T=%d (prefill+decode) heads %d/%d hd %d block %d", T, n_head,
+             n_head_kv, hd, bs);
+    compare(what, &to, (size_t)T * n_head * hd, 1e-5);
+    twin_free(&tk), twin_free(&tv), twin_free(&tq), twin_free(&tkn), twin_free(&tvn), twin_free(&to);
+    free(perm), free(tables), free(k0), free(v0), free(tok), free(pos), free(q), free(kn), free(vn);
+}
+
+int main(void) {
+    char why[256];
+    if (!llm_cuda_probe(why, sizeof why)) {
+        printf("test_cuda_ops: skipped: %s\n", why);
+        return getenv("LLAMAC_REQUIRE_CUDA") ? 1 : 77; /* make test-cuda: a skip is a failure */
+    }
+    printf("test_cuda_ops: %s\n", why);
+    rng.s = tu_fresh_seed("test_cuda_ops") | 1;
+    llm_backend_config bc = {.n_threads = 2,
+                             .max_row = 14336,
+                             .max_tokens = 600,
+                             .max_ctx = 8192,
+                             .n_head = 32,
+                             .head_dim = 128,
+                             .max_blocks_per_seq = 1024,
+                             .max_seqs = 64};
+    cpu = llm_backend_cpu_create(&bc);
+    gpu = llm_backend_cuda_create(&bc, why, sizeof why);
+    TU_CHECK(gpu != NULL, "cuda backend: %s", why);
+    if (gpu) {
+        test_matmul();
+        test_small_ops();
+        test_rope();
+        test_attention(32, 8, 128, 16);
+        test_attention(8, 1, 64, 7);
+        test_attention(4, 4, 256, 16);
+        gpu->ops->free(gpu);
+    }
+    cpu->ops->free(cpu);
+    return tu_finish("test_cuda_ops");
+}
