@@ -34,6 +34,16 @@ struct cuda_backend {
     int inv_half;
     void *attn_scratch;
     size_t attn_scratch_bytes;
+    void *cublas_ws; // cuBLAS's workspace, set explicitly so that GEMMs can be captured in a graph
+    // CUDA graphs of decode passes (see begin_batch): captured once per shape, replayed after
+    struct graph {
+        uint64_t key;
+        cudaGraphExec_t exec;
+    } graphs[32];
+    int n_graphs;
+    int capturing, replaying; // this pass is being captured / is a replay (ops launch nothing)
+    uint64_t pass_key;
+    int graphs_off; // a capture failed once: graphs stay off for this backend
 };
 
 cuda_backend *cb(llm_backend *be) {
@@ -58,6 +68,59 @@ bool ok(cuda_backend *c) {
     return c->status == LLM_OK;
 }
 
+// ---- CUDA graphs ------------------------------------------------------------------------------
+// A decode pass (every sequence contributes one row, T <= 64) is ~14 launches per layer, each a few
+// microseconds of GPU work: launch overhead would dominate. Such a pass is captured into a graph the
+// first time its shape is seen and replayed afterwards. What a replay needs is all in fixed device
+// memory (weights, KV cache, activation arena, the batch mirror uploaded by begin_batch); the host
+// values the launches bake in are the shape (T, S, block-table stride) and the attention's key span,
+// which is rounded up to a bucket (longer spans only add empty split-K chunks). The pass's logits
+// part (get_rows uploads host row ids) runs outside the graph: the capture ends there.
+
+uint64_t mix(uint64_t h, uint64_t v) {
+    h ^= v + 0x9e3779b97f4a7c15ull + (h << 6) + (h >> 2);
+    return h;
+}
+
+// Ends a capture (instantiating and launching it) or launches a replay; no-op otherwise.
+void finish_graph(cuda_backend *c) {
+    if (c->capturing) {
+        c->capturing = 0;
+        cudaGraph_t g = nullptr;
+        cudaError_t e = cudaStreamEndCapture(c->stream, &g);
+        cudaGraphExec_t exec = nullptr;
+        if (e == cudaSuccess) e = cudaGraphInstantiate(&exec, g, 0);
+        if (g) cudaGraphDestroy(g);
+        if (e != cudaSuccess) { // capture is an optimisation: fall back to plain launches for good
+            cudaGetLastError();
+            c->graphs_off = 1;
+            fail(c, LLM_ERR_BACKEND, "graph capture", cudaGetErrorString(e));
+            return;
+        }
+        if (c->n_graphs == 32) { // full: forget the oldest shape
+            cudaGraphExecDestroy(c->graphs[0].exec);
+            memmove(c->graphs, c->graphs + 1, sizeof c->graphs[0] * 31);
+            c->n_graphs--;
+        }
+        c->graphs[c->n_graphs].key = c->pass_key;
+        c->graphs[c->n_graphs].exec = exec;
+        c->n_graphs++;
+        check(c, "graph launch", cudaGraphLaunch(exec, c->stream));
+    } else if (c->replaying) {
+        c->replaying = 0;
+        for (int i = 0; i < c->n_graphs; i++)
+            if (c->graphs[i].key == c->pass_key) {
+                check(c, "graph launch", cudaGraphLaunch(c->graphs[i].exec, c->stream));
+                return;
+            }
+    }
+}
+
+// 1 when this op's launches are covered by a replayed graph.
+bool skipped(cuda_backend *c) {
+    return c->replaying != 0;
+}
+
 void be_free(llm_backend *be) {
     cuda_backend *c = cb(be);
     if (c->stream) cudaStreamSynchronize(c->stream);
@@ -66,6 +129,8 @@ void be_free(llm_backend *be) {
     cudaFree(c->d_inv_freq);
     cudaFree(c->attn_scratch);
     cudaFree(c->mm.workspace);
+    cudaFree(c->cublas_ws);
+    for (int i = 0; i < c->n_graphs; i++) cudaGraphExecDestroy(c->graphs[i].exec);
     free(c->h_meta);
     if (c->cublas) cublasDestroy(c->cublas);
     if (c->stream) cudaStreamDestroy(c->stream);
@@ -74,6 +139,7 @@ void be_free(llm_backend *be) {
 
 llm_status be_status(llm_backend *be, char *msg, size_t cap) {
     cuda_backend *c = cb(be);
+    finish_graph(c);
     check(c, "asynchronous failure");
     if (msg && cap) snprintf(msg, cap, "%s", c->msg);
     return c->status;
@@ -100,6 +166,7 @@ void be_release(llm_backend *be, void *p) {
 
 void be_to_host(llm_backend *be, float *dst, const float *src, size_t n) {
     cuda_backend *c = cb(be);
+    finish_graph(c);
     if (!ok(c)) return;
     check(c, "to_host", cudaMemcpyAsync(dst, src, n * sizeof(float), cudaMemcpyDeviceToHost, c->stream));
     check(c, "to_host (synchronize)", cudaStreamSynchronize(c->stream));
@@ -107,6 +174,7 @@ void be_to_host(llm_backend *be, float *dst, const float *src, size_t n) {
 
 void be_from_host(llm_backend *be, void *dst, const void *src, size_t bytes) {
     cuda_backend *c = cb(be);
+    finish_graph(c);
     if (!ok(c)) return;
     // pageable source: returns once staged, so the caller may reuse src at once
     check(c, "from_host", cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, c->stream));
@@ -114,6 +182,7 @@ void be_from_host(llm_backend *be, void *dst, const void *src, size_t bytes) {
 
 void be_copy(llm_backend *be, void *dst, const void *src, size_t bytes) {
     cuda_backend *c = cb(be);
+    finish_graph(c);
     if (!ok(c)) return;
     check(c, "copy", cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, c->stream));
 }
@@ -122,12 +191,18 @@ void be_copy(llm_backend *be, void *dst, const void *src, size_t bytes) {
 const int32_t *device_ids(cuda_backend *c, const int32_t *host, int n, int32_t *scratch) {
     if (c->cur && host == c->cur->tokens) return c->batch.tokens;
     if (c->cur && host == c->cur->positions) return c->batch.positions;
+    if (c->capturing) { /* a host upload cannot be part of a graph (only test hooks get here) */
+        c->graphs_off = 1;
+        fail(c, LLM_ERR_INTERNAL, "graph capture", "an op uploaded host ids inside a captured pass");
+        return scratch;
+    }
     check(c, "upload ids", cudaMemcpyAsync(scratch, host, (size_t)n * sizeof(int32_t), cudaMemcpyHostToDevice, c->stream));
     return scratch;
 }
 
 void be_begin_batch(llm_backend *be, const llm_batch *b) {
     cuda_backend *c = cb(be);
+    finish_graph(c); /* a pass that ended without logits */
     c->cur = b;
     if (!ok(c)) return;
     const int T = b->n_tokens, S = b->n_seqs, B = c->cfg.max_blocks_per_seq;
@@ -170,10 +245,26 @@ void be_begin_batch(llm_backend *be, const llm_batch *b) {
     c->batch.block_table = d + 3 * T + 3 * S;
     c->batch.max_blocks = B;
     c->batch.max_keys = max_keys;
+    /* decode passes run as CUDA graphs (see above) */
+    /* (after the first pass: the RoPE frequencies are then on the device, no upload can happen inside) */
+    int decode = T <= 64 && !c->graphs_off && c->inv_freq_host != nullptr;
+    for (int s = 0; decode && s < S; s++) decode = b->seqs[s].n_rows == 1;
+    if (!decode) return;
+    int bucket = 256;
+    while (bucket < max_keys) bucket *= 2;
+    c->batch.max_keys = bucket;
+    c->pass_key = mix(mix(mix(mix(0, (uint64_t)T), (uint64_t)S), (uint64_t)B), (uint64_t)bucket);
+    for (int i = 0; i < c->n_graphs; i++)
+        if (c->graphs[i].key == c->pass_key) {
+            c->replaying = 1;
+            return;
+        }
+    if (check(c, "graph capture", cudaStreamBeginCapture(c->stream, cudaStreamCaptureModeThreadLocal))) c->capturing = 1;
 }
 
 void be_embed(llm_backend *be, float *out, const llm_tensor *table, const int32_t *ids, int n) {
     cuda_backend *c = cb(be);
+    if (skipped(c)) return;
     if (!ok(c)) return;
     const int32_t *d_ids = device_ids(c, ids, n, c->d_rows);
     cuda_embed(c->stream, out, table->data, table->dtype, d_ids, n, (int)table->cols);
@@ -182,6 +273,7 @@ void be_embed(llm_backend *be, float *out, const llm_tensor *table, const int32_
 
 void be_rmsnorm(llm_backend *be, float *out, const float *x, const llm_tensor *w, int rows, int dim, float eps) {
     cuda_backend *c = cb(be);
+    if (skipped(c)) return;
     if (!ok(c)) return;
     cuda_rmsnorm(c->stream, out, x, w->data, w->dtype, rows, dim, eps);
     check(c, "rmsnorm");
@@ -189,6 +281,7 @@ void be_rmsnorm(llm_backend *be, float *out, const float *x, const llm_tensor *w
 
 void be_matmul(llm_backend *be, float *out, const float *x, const llm_tensor *w, const llm_tensor *bias, int n) {
     cuda_backend *c = cb(be);
+    if (skipped(c)) return;
     if (!ok(c)) return;
     if (cuda_matmul(c->stream, &c->mm, out, x, w->data, w->dtype, w->rows, w->cols, bias ? bias->data : nullptr,
                     bias ? bias->dtype : LLM_DTYPE_F32, n) != 0) {
@@ -204,6 +297,7 @@ void be_matmul(llm_backend *be, float *out, const float *x, const llm_tensor *w,
 void be_rope_table(llm_backend *be, float *cos_out, float *sin_out, const int32_t *pos, int n, const float *inv_freq,
                    int half) {
     cuda_backend *c = cb(be);
+    if (skipped(c)) return;
     if (!ok(c)) return;
     if (inv_freq != c->inv_freq_host || half != c->inv_half) { // constant per engine: uploaded once
         if (half > c->cfg.head_dim) {
@@ -222,6 +316,7 @@ void be_rope_table(llm_backend *be, float *cos_out, float *sin_out, const int32_
 
 void be_rope(llm_backend *be, float *x, int n, int n_heads, int head_dim, const float *cos_t, const float *sin_t) {
     cuda_backend *c = cb(be);
+    if (skipped(c)) return;
     if (!ok(c)) return;
     cuda_rope(c->stream, x, n, n_heads, head_dim, cos_t, sin_t);
     check(c, "rope");
@@ -235,6 +330,7 @@ bool same_batch(cuda_backend *c, const llm_batch *b, const char *what) {
 
 void be_kv_write(llm_backend *be, const llm_kv_view *kv, const float *k, const float *v, const llm_batch *b) {
     cuda_backend *c = cb(be);
+    if (skipped(c)) return;
     if (!ok(c) || !same_batch(c, b, "kv_write")) return;
     cuda_kv_write(c->stream, kv->k, kv->v, kv->n_head_kv, kv->head_dim, kv->block_size, k, v, &c->batch);
     check(c, "kv_write");
@@ -243,6 +339,7 @@ void be_kv_write(llm_backend *be, const llm_kv_view *kv, const float *k, const f
 void be_attention(llm_backend *be, float *out, const float *q, const llm_kv_view *kv, const llm_batch *b, int n_head,
                   float scale) {
     cuda_backend *c = cb(be);
+    if (skipped(c)) return;
     if (!ok(c) || !same_batch(c, b, "attention")) return;
     cuda_attention(c->stream, out, q, kv->k, kv->v, kv->n_head_kv, kv->head_dim, kv->block_size, &c->batch, n_head,
                    scale, c->attn_scratch, c->attn_scratch_bytes);
@@ -251,6 +348,7 @@ void be_attention(llm_backend *be, float *out, const float *q, const llm_kv_view
 
 void be_swiglu(llm_backend *be, float *out, const float *gate, const float *up, size_t n) {
     cuda_backend *c = cb(be);
+    if (skipped(c)) return;
     if (!ok(c)) return;
     cuda_swiglu(c->stream, out, gate, up, n);
     check(c, "swiglu");
@@ -258,6 +356,7 @@ void be_swiglu(llm_backend *be, float *out, const float *gate, const float *up, 
 
 void be_add(llm_backend *be, float *x, const float *y, size_t n) {
     cuda_backend *c = cb(be);
+    if (skipped(c)) return;
     if (!ok(c)) return;
     cuda_add(c->stream, x, y, n);
     check(c, "add");
@@ -265,6 +364,7 @@ void be_add(llm_backend *be, float *x, const float *y, size_t n) {
 
 void be_get_rows(llm_backend *be, float *out, const float *x, const int32_t *rows, int n_rows, int dim) {
     cuda_backend *c = cb(be);
+    finish_graph(c); /* the logits part runs outside the graph: it uploads host row ids */
     if (!ok(c)) return;
     if (n_rows > c->cfg.max_tokens) {
         fail(c, LLM_ERR_INTERNAL, "get_rows", "more rows than the backend was sized for");
@@ -354,6 +454,13 @@ extern "C" llm_backend *llm_backend_cuda_create(const llm_backend_config *cfg, c
         be_free(&c->base);
         return nullptr;
     }
+    /* a workspace of our own: cuBLAS may not allocate while a graph is being captured */
+    const size_t ws = (size_t)32 << 20;
+    if (cudaMalloc(&c->cublas_ws, ws) != cudaSuccess || cublasSetWorkspace(c->cublas, c->cublas_ws, ws) != CUBLAS_STATUS_SUCCESS) {
+        cudaGetLastError();
+        c->graphs_off = 1; // works, without graphs
+    }
+    if (getenv("LLAMAC_CUDA_NO_GRAPHS")) c->graphs_off = 1; /* for comparisons */
     c->mm.cublas = c->cublas;
     c->status = LLM_OK;
     return &c->base;
