@@ -3,7 +3,8 @@
  *     normalised error <= 1e-4 with F32 weights, <= 3e-2 with F16/BF16 weights (the GPU rounds
  *     activations to the weights' type for the tensor cores); the same prefill chunked;
  *  2. batched == alone on CUDA: 16 sequences of mixed lengths driven together through llm_step give
- *     the same greedy tokens as each sequence run alone on CUDA, and logits within 2e-2 (the demo model
+ *     the same greedy tokens as each sequence run alone on CUDA (a differing argmax only at a near tie:
+ *     the two logits closer than twice the runs' largest difference), and logits within 2e-2 (the demo model
  *     is BF16: a step of more than a few rows goes through cuBLAS with activations rounded to BF16,
  *     a single decode row through the GEMV kernel with float activations);
  *  3. the demo model's greedy continuation (128 tokens) is identical on CUDA and on the CPU.
@@ -149,7 +150,7 @@ static void batched_equals_alone(tu_rng *rng) {
     }
     llm_engine_free(e);
     double worst = 0;
-    int same = 0;
+    int same = 0, near_ties = 0;
     float *row = malloc((size_t)V * sizeof *row);
     for (int i = 0; i < N; i++) {
         llm_engine_params ap = llm_engine_default_params();
@@ -164,7 +165,23 @@ static void batched_equals_alone(tu_rng *rng) {
         for (int g = 0; g < GEN; g++) {
             const double d = tu_rel_diff(got[i][g], row, (size_t)V);
             if (d > worst) worst = d;
-            ok &= argmax(row, V) == gen[i][g];
+            const int a_tok = argmax(row, V), b_tok = gen[i][g];
+            if (a_tok != b_tok) {
+                /* tensor-core GEMMs (batched) and the GEMV (alone) round differently: a different argmax is
+                 * acceptable only at a near tie, where the alone logits of the two tokens are closer than
+                 * twice the largest logit difference between the runs */
+                double max_abs = 0;
+                for (int k = 0; k < V; k++) {
+                    const double e = fabs((double)got[i][g][k] - row[k]);
+                    if (e > max_abs) max_abs = e;
+                }
+                const double margin = (double)row[a_tok] - row[b_tok];
+                if (margin > 2 * max_abs) ok = 0;
+                else near_ties++;
+                printf("  sequence %d step %d: batched %d, alone %d, alone margin %.4g vs max difference %.4g\n", i, g,
+                       b_tok, a_tok, margin, max_abs);
+            }
+            /* both runs continue with the batched token: the same history either way */
             if (g + 1 < GEN) llm_decode(a, &s, &gen[i][g], 1, row, (size_t)V, NULL);
         }
         same += ok;
@@ -174,7 +191,7 @@ static void batched_equals_alone(tu_rng *rng) {
            "%d/%d\n",
            N, worst, same, N);
     TU_CHECK(worst <= 2e-2, "batched vs alone on CUDA: %.3g", worst);
-    TU_CHECK(same == N, "greedy tokens batched vs alone: %d/%d", same, N);
+    TU_CHECK(same == N, "greedy tokens batched vs alone differ beyond near ties: %d/%d", same, N);
     free(row);
     free(out);
     llm_model_free(m);

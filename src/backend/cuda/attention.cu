@@ -27,7 +27,9 @@
 namespace {
 
 constexpr int kWarps = 4;               // warps (head groups of one row) per block of the split kernel
-constexpr int kMinChunk = 256;          // fewest keys worth a split of their own
+constexpr int kMinChunk = 64;           // fewest keys worth a split of their own (a single decode row
+                                         // needs many short splits to occupy the GPU: 256 left a
+                                         // 600-key decode on 24 warps)
 constexpr long long kTargetWarps = 8192; // about the resident warps of an H100 (132 SMs x 64)
 constexpr int kMaxHeadDim = 256;
 constexpr int kMaxG = 4;                // most query heads one warp serves (see heads_per_warp)

@@ -41,7 +41,7 @@
 namespace {
 
 #ifndef GEMV_WARPS
-#define GEMV_WARPS 4
+#define GEMV_WARPS 8
 #endif
 constexpr int kWarps = GEMV_WARPS; // warps per GEMV block (each block shares its rows among them)
 
@@ -235,11 +235,18 @@ __global__ void __launch_bounds__(kWarps * 32) gemv_scalar(float *__restrict__ o
 // weights (x bytes read per weight byte = 2T/R), fewer loads per row keep the registers (R*T
 // accumulators + 4*U*R for the vectors) in budget. Picked from H200 runs of R in {1,2,4,8}, U in
 // {1,2,4,8}, 2/4/8 warps per block: all within ~5% at T <= 2; R=8 helps at T=8, U=2 at T=4.
+#ifndef GEMV_R1 // rows per block at T = 1 (a build-time knob for sweeps; decode of the 8B shape on an
+                // H200, cold weights from HBM: R1/U4/4 warps 139.7 tok/s, R2/U4/8 warps 146.1)
+#define GEMV_R1 2
+#endif
+#ifndef GEMV_U1
+#define GEMV_U1 4
+#endif
 #ifndef GEMV_R
-#define GEMV_R(T) ((T) <= 1 ? 1 : (T) <= 2 ? 2 : (T) <= 4 ? 4 : 8)
+#define GEMV_R(T) ((T) <= 1 ? GEMV_R1 : (T) <= 2 ? 2 : (T) <= 4 ? 4 : 8)
 #endif
 #ifndef GEMV_U
-#define GEMV_U(T) ((T) <= 1 ? 4 : (T) <= 4 ? 2 : 1)
+#define GEMV_U(T) ((T) <= 1 ? GEMV_U1 : (T) <= 4 ? 2 : 1)
 #endif
 template <int DT, int T> void launch_vec(cudaStream_t s, float *out, const float *x, const void *w, const void *bias,
                                          int bt, int64_t M, int64_t K) {
