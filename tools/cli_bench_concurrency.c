@@ -80,6 +80,8 @@ int cli_bench_concurrency(llm_model *model, const llm_model_info *mi, const char
         ep.n_ctx = prompt + gen;
         ep.n_seq_max = C;
         ep.kv_budget_tokens = (int64_t)C * (prompt + gen);
+        /* a GPU prefills thousands of rows per pass at full speed; 256 keeps CPU steps short */
+        if (mi->backend == LLM_BACKEND_CUDA) ep.max_batch_tokens = 2048;
         llm_engine *engine = NULL;
         if (llm_engine_create(model, &ep, &engine) != LLM_OK)
             return cli_error("bench: %s", llm_model_last_error(model));

@@ -35,6 +35,9 @@ struct cuda_backend {
     void *attn_scratch;
     size_t attn_scratch_bytes;
     void *cublas_ws; // cuBLAS's workspace, set explicitly so that GEMMs can be captured in a graph
+    void *pinned[2];  // to_host staging (see be_to_host)
+    size_t pinned_bytes;
+    cudaEvent_t pinned_done[2];
     // CUDA graphs of decode passes (see begin_batch): captured once per shape, replayed after
     struct graph {
         uint64_t key;
@@ -130,6 +133,10 @@ void be_free(llm_backend *be) {
     cudaFree(c->attn_scratch);
     cudaFree(c->mm.workspace);
     cudaFree(c->cublas_ws);
+    for (int i = 0; i < 2; i++) {
+        if (c->pinned[i]) cudaFreeHost(c->pinned[i]);
+        if (c->pinned_done[i]) cudaEventDestroy(c->pinned_done[i]);
+    }
     for (int i = 0; i < c->n_graphs; i++) cudaGraphExecDestroy(c->graphs[i].exec);
     free(c->h_meta);
     if (c->cublas) cublasDestroy(c->cublas);
@@ -164,12 +171,35 @@ void be_release(llm_backend *be, void *p) {
     if (p) cudaFree(p);
 }
 
+// Large copies (logits of many rows: 64 x 128k floats is 32 MB per step) go through two pinned
+// buffers: the device writes one while the host copies the other out, so the transfer runs at DMA
+// speed and the host copy overlaps it (a pageable destination is several times slower).
 void be_to_host(llm_backend *be, float *dst, const float *src, size_t n) {
     cuda_backend *c = cb(be);
     finish_graph(c);
     if (!ok(c)) return;
-    check(c, "to_host", cudaMemcpyAsync(dst, src, n * sizeof(float), cudaMemcpyDeviceToHost, c->stream));
-    check(c, "to_host (synchronize)", cudaStreamSynchronize(c->stream));
+    const size_t bytes = n * sizeof(float);
+    if (bytes < ((size_t)1 << 20) || !c->pinned[0]) { /* small: one pageable copy */
+        check(c, "to_host", cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, c->stream));
+        check(c, "to_host (synchronize)", cudaStreamSynchronize(c->stream));
+        return;
+    }
+    const size_t chunk = c->pinned_bytes;
+    const char *s = reinterpret_cast<const char *>(src);
+    char *d = reinterpret_cast<char *>(dst);
+    size_t n_chunks = (bytes + chunk - 1) / chunk;
+    for (size_t i = 0; i <= n_chunks && ok(c); i++) {
+        if (i < n_chunks) { /* start chunk i into buffer i % 2 */
+            const size_t len = bytes - i * chunk < chunk ? bytes - i * chunk : chunk;
+            check(c, "to_host", cudaMemcpyAsync(c->pinned[i % 2], s + i * chunk, len, cudaMemcpyDeviceToHost, c->stream));
+            check(c, "to_host", cudaEventRecord(c->pinned_done[i % 2], c->stream));
+        }
+        if (i > 0) { /* finish chunk i - 1 while chunk i is in flight */
+            const size_t j = i - 1, len = bytes - j * chunk < chunk ? bytes - j * chunk : chunk;
+            if (!check(c, "to_host (synchronize)", cudaEventSynchronize(c->pinned_done[j % 2]))) return;
+            memcpy(d + j * chunk, c->pinned[j % 2], len);
+        }
+    }
 }
 
 void be_from_host(llm_backend *be, void *dst, const void *src, size_t bytes) {
@@ -461,6 +491,16 @@ extern "C" llm_backend *llm_backend_cuda_create(const llm_backend_config *cfg, c
         c->graphs_off = 1; // works, without graphs
     }
     if (getenv("LLAMAC_CUDA_NO_GRAPHS")) c->graphs_off = 1; /* for comparisons */
+    c->pinned_bytes = (size_t)4 << 20;
+    for (int i = 0; i < 2; i++)
+        if (cudaMallocHost(&c->pinned[i], c->pinned_bytes) != cudaSuccess ||
+            cudaEventCreateWithFlags(&c->pinned_done[i], cudaEventDisableTiming) != cudaSuccess) {
+            cudaGetLastError(); /* without staging, large copies go pageable: slower, still correct */
+            if (c->pinned[0]) cudaFreeHost(c->pinned[0]);
+            if (c->pinned[1]) cudaFreeHost(c->pinned[1]);
+            c->pinned[0] = c->pinned[1] = nullptr;
+            break;
+        }
     c->mm.cublas = c->cublas;
     c->status = LLM_OK;
     return &c->base;
