@@ -16,6 +16,7 @@
 #include <time.h>
 
 #include "engine/engine_internal.h"
+#include "core/threadpool.h"
 #include "engine/runner_internal.h"
 #include "model/model_internal.h"
 
@@ -150,50 +151,68 @@ static void emit(llm_runner *r, runner_req *q, int32_t token, const llm_sample_r
     }
 }
 
-/* Samples q's next token from logits and streams it, as one iteration of llm_generate's loop. A token
- * that ends the request is kept in tail_tok (a session's history includes it). */
-static void sample_one(llm_runner *r, runner_req *q, const float *logits) {
+/* A request reached logits: the prompt's prefill time is taken at the first. Returns 1 if it is to
+ * sample, 0 if it was cancelled (it then ends without drawing). */
+static int sample_begin(llm_runner *r, runner_req *q) {
     if (!q->got_logits) {
         q->got_logits = 1;
         q->res.prefill_ms = now_ms() - q->t_admit;
     }
     if (cancel_seen(r, q)) {
         q->finish = LLM_FINISH_CANCELLED;
-        return;
+        return 0;
     }
-    llm_sample_result sr;
-    llm_status st = llm_sampler_sample(q->sampler, logits, &sr);
+    return 1;
+}
+
+/* Streams q's sampled token, as one iteration of llm_generate's loop. A token that ends the request
+ * is kept in tail_tok (a session's history includes it). */
+static void sample_finish(llm_runner *r, runner_req *q, llm_status st, const llm_sample_result *sr) {
     if (st != LLM_OK) {
         fail(q, st, "request %lld: sampling failed: %s", (long long)q->id,
              llm_sampler_last_error(q->sampler));
         return;
     }
+    if (cancel_seen(r, q)) { /* cancelled meanwhile (another request's callback): nothing more streams */
+        q->finish = LLM_FINISH_CANCELLED;
+        return;
+    }
     if (q->res.n_generated == 0 && q->t_first == 0) q->t_first = now_ms();
-    if (!q->gen.ignore_eos && is_eos(r->model, sr.token)) {
+    if (!q->gen.ignore_eos && is_eos(r->model, sr->token)) {
         q->finish = LLM_FINISH_EOS;
-        q->tail_tok = sr.token;
+        q->tail_tok = sr->token;
         return;
     }
     q->res.n_generated++;
     int hit = 0;
-    st = llm_gen_text_push(&q->text, sr.token, &hit);
+    st = llm_gen_text_push(&q->text, sr->token, &hit);
     if (st != LLM_OK) {
-        fail(q, st, "request %lld: detokenizing token %d failed", (long long)q->id, sr.token);
+        fail(q, st, "request %lld: detokenizing token %d failed", (long long)q->id, sr->token);
         return;
     }
-    emit(r, q, sr.token, &sr);
+    emit(r, q, sr->token, sr);
     if (hit) q->finish = LLM_FINISH_STOP;
     if (q->finish == LLM_FINISH_NONE && (q->res.n_generated >= q->gen.max_tokens || q->n_toks >= r->n_ctx))
         q->finish = LLM_FINISH_LENGTH;
     if (q->finish != LLM_FINISH_NONE) {
-        q->tail_tok = sr.token;
+        q->tail_tok = sr->token;
         return;
     }
     if (q->n_toks == q->cap_toks) { /* cannot happen: cap is n_prompt + max_tokens */
         fail(q, LLM_ERR_INTERNAL, "request %lld: token buffer full", (long long)q->id);
         return;
     }
-    q->toks[q->n_toks++] = sr.token;
+    q->toks[q->n_toks++] = sr->token;
+}
+
+/* The draws of one step's rows: each request has its own sampler, so rows are independent and may run
+ * on the sampling pool's threads (callbacks and streaming stay on the runner thread, in row order). */
+static void sample_task(void *arg, int ith, int nth) {
+    llm_runner *r = arg;
+    long b, e;
+    llm_split_range((long)r->n_draw, ith, nth, &b, &e);
+    for (long i = b; i < e; i++)
+        r->draw_st[i] = llm_sampler_sample(r->draw_req[i]->sampler, r->draw_logits[i], &r->draw_res[i]);
 }
 
 /* Moves q out of the running list (mutex held by the caller). */
@@ -315,10 +334,21 @@ static void run_step(llm_runner *r) {
             }
             q->n_done += it->n_tokens;
             if (it->logits == LLM_LOGITS_LAST) {
-                sample_one(r, q, lp);
+                if (sample_begin(r, q)) {
+                    r->draw_req[r->n_draw] = q;
+                    r->draw_logits[r->n_draw++] = lp;
+                }
                 lp += V;
             }
         }
+        /* many rows (a GPU step): draw them in parallel; the results are the same either way */
+        if (r->sample_pool && r->n_draw >= 8)
+            llm_threadpool_run(r->sample_pool, sample_task, r);
+        else
+            sample_task(r, 0, 1);
+        for (size_t i = 0; i < r->n_draw; i++)
+            sample_finish(r, r->draw_req[i], r->draw_st[i], &r->draw_res[i]);
+        r->n_draw = 0;
         pthread_mutex_lock(&r->mu);
         if (n_decode) r->stats.decode_calls++;
         r->stats.decode_tokens += n_decode;
@@ -571,6 +601,11 @@ static void *loop(void *arg) {
 /* ---- public API -------------------------------------------------------------------------------- */
 
 static void runner_destroy(llm_runner *r) {
+    llm_threadpool_free(r->sample_pool);
+    free(r->draw_req);
+    free(r->draw_logits);
+    free(r->draw_res);
+    free(r->draw_st);
     free(r->running);
     free(r->logits);
     free(r->items);
@@ -612,7 +647,16 @@ llm_status llm_runner_create(llm_engine *engine, const llm_runner_params *params
     r->items = calloc(mr, sizeof *r->items);
     r->item_req = calloc(mr, sizeof *r->item_req);
     r->seqs_to_free = malloc((size_t)p.max_sessions * sizeof *r->seqs_to_free); /* one per session at most */
-    if (!r->running || !r->logits || !r->items || !r->item_req || !r->seqs_to_free) {
+    r->draw_req = calloc(mr, sizeof *r->draw_req);
+    r->draw_logits = calloc(mr, sizeof *r->draw_logits);
+    r->draw_res = calloc(mr, sizeof *r->draw_res);
+    r->draw_st = calloc(mr, sizeof *r->draw_st);
+    /* On a GPU the host's cores idle during a step: they draw the rows' samples (a 64-row step over a
+     * 128k vocabulary is ~8 ms of sampling on one core). On the CPU those cores are the engine's. */
+    if (r->model->backend == LLM_BACKEND_CUDA && r->model->n_threads > 1)
+        r->sample_pool = llm_threadpool_create(r->model->n_threads < 16 ? r->model->n_threads : 16);
+    if (!r->running || !r->logits || !r->items || !r->item_req || !r->seqs_to_free || !r->draw_req ||
+        !r->draw_logits || !r->draw_res || !r->draw_st) {
         runner_destroy(r);
         return llm_engine_set_error(engine, LLM_ERR_OUT_OF_MEMORY, "runner: out of memory");
     }

@@ -105,6 +105,13 @@ struct llm_runner {
     float *logits;         /* [max_running * n_vocab] */
     llm_step_item *items;  /* [max_running] */
     runner_req **item_req; /* [max_running] */
+    /* the step's draws, [max_running] each */
+    size_t n_draw;
+    runner_req **draw_req;
+    const float **draw_logits;
+    llm_sample_result *draw_res;
+    llm_status *draw_st;
+    struct llm_threadpool *sample_pool; /* GPU engines: the host's cores draw rows in parallel */
 };
 
 /* Writes a message into an optional caller buffer (err may be NULL) and returns st. */
