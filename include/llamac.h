@@ -4,12 +4,16 @@
  * The narrow waist every layer above (CLI, batching scheduler, HTTP server) is built on:
  *
  *   llm_model   weights loaded from a Hugging Face model directory (config.json + safetensors).
- *   llm_engine  an execution context over one model: a KV-cache budget in fixed-size blocks, an
- *               activation arena, a backend instance (thread pool on CPU).
+ *   llm_engine  an execution context over one model: a KV-cache budget in fixed-size blocks shared by
+ *               all its sequences (with a prefix cache), an activation arena, a backend instance
+ *               (thread pool on the CPU, a stream on CUDA).
  *   llm_seq_id  a sequence inside an engine: its tokens' keys/values live in KV blocks.
+ *   llm_runner  continuous batching over an engine on a thread of its own: requests, sessions, pull.
  *
- * Two verbs drive everything: llm_prefill (append many tokens to one sequence) and llm_decode
- * (append one token to each of a batch of sequences). Both write logits into caller-owned buffers.
+ * One verb drives the engine: llm_step appends tokens to many sequences in one forward pass (decode
+ * tokens and prefill chunks alike); llm_prefill (many tokens of one sequence) and llm_decode (one
+ * token for each of several sequences) are its common cases. All write logits into caller-owned
+ * buffers.
  *
  * Conventions
  *  - Every fallible call returns llm_status; LLM_OK is 0. Handles keep a detailed message of their
