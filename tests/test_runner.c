@@ -78,12 +78,15 @@ static void outcome_reset(outcome *o) {
     memset(o, 0, sizeof *o);
 }
 
-/* The reference: one llm_generate on a fresh engine, nothing else running. */
-static void run_alone(llm_model *m, const int32_t *prompt, int n_prompt, const llm_generate_params *gp,
-                      outcome *o) {
+/* The reference: one llm_generate on a fresh engine, nothing else running, with the KV block size of
+ * the engine under test: attention's online softmax runs block by block, so the block size changes
+ * the rounding (not the batch, which is what must not matter). */
+static void run_alone_blocks(llm_model *m, const int32_t *prompt, int n_prompt, const llm_generate_params *gp,
+                             outcome *o, int32_t block) {
     llm_engine_params ep = llm_engine_default_params();
     ep.n_ctx = 512;
     ep.n_seq_max = 1;
+    ep.kv_block_size = block;
     llm_engine *e = NULL;
     TU_CHECK(llm_engine_create(m, &ep, &e) == LLM_OK, "reference engine");
     if (!e) return;
@@ -95,6 +98,11 @@ static void run_alone(llm_model *m, const int32_t *prompt, int n_prompt, const l
     llm_status st = llm_generate(e, s, prompt, (size_t)n_prompt, &p, &o->res);
     TU_CHECK(st == LLM_OK, "reference generate: %s", llm_engine_last_error(e));
     llm_engine_free(e);
+}
+
+static void run_alone(llm_model *m, const int32_t *prompt, int n_prompt, const llm_generate_params *gp,
+                      outcome *o) {
+    run_alone_blocks(m, prompt, n_prompt, gp, o, 16);
 }
 
 static llm_engine *make_engine(llm_model *m, int32_t n_ctx, int32_t n_seq_max, int64_t kv_tokens,
@@ -298,7 +306,7 @@ static void kv_overflow(llm_model *m, tu_rng *rng) {
         gp[i].ignore_eos = 1;
         gp[i].max_tokens =
             8 * BLOCK - n_prompt[i]; /* 8 * BLOCK - 1 tokens in the cache at the end: 8 blocks */
-        run_alone(m, prompts[i], n_prompt[i], &gp[i], &want[i]);
+        run_alone_blocks(m, prompts[i], n_prompt[i], &gp[i], &want[i], BLOCK);
     }
     double t_solo = wall_s();
     llm_engine *e = make_engine(m, 128, 8, 16 * BLOCK, BLOCK);
