@@ -764,27 +764,29 @@ llm_status llm_gguf_get_arr_str(const llm_gguf *f, const char *key, uint64_t i, 
     return LLM_OK;
 }
 
-llm_status llm_gguf_get_arr_u32(const llm_gguf *f, const char *key, uint64_t i, uint32_t *out,
-                                llm_error *err) {
+/* Element i of an integer array checked against [lo, hi] (signed in *s, unsigned in *u). */
+static llm_status element_int(const llm_gguf *f, const char *key, uint64_t i, int64_t lo, uint64_t hi,
+                              const char *want, int64_t *s, uint64_t *u, llm_error *err) {
     const gguf_kv *kv = NULL;
     const unsigned char *p = NULL;
+    llm_status st = element(f, key, i, &kv, &p, err);
+    return st == LLM_OK ? get_int(f, kv, kv->arr_type, p, lo, hi, want, s, u, err) : st;
+}
+
+llm_status llm_gguf_get_arr_u32(const llm_gguf *f, const char *key, uint64_t i, uint32_t *out,
+                                llm_error *err) {
     int64_t s = 0;
     uint64_t u = 0;
-    llm_status st = element(f, key, i, &kv, &p, err);
-    if (st == LLM_OK) st = get_int(f, kv, kv->arr_type, p, 0, UINT32_MAX, "array of uint32", &s, &u, err);
+    llm_status st = element_int(f, key, i, 0, UINT32_MAX, "array of uint32", &s, &u, err);
     if (st == LLM_OK) *out = (uint32_t)u;
     return st;
 }
 
 llm_status llm_gguf_get_arr_i32(const llm_gguf *f, const char *key, uint64_t i, int32_t *out,
                                 llm_error *err) {
-    const gguf_kv *kv = NULL;
-    const unsigned char *p = NULL;
     int64_t s = 0;
     uint64_t u = 0;
-    llm_status st = element(f, key, i, &kv, &p, err);
-    if (st == LLM_OK)
-        st = get_int(f, kv, kv->arr_type, p, INT32_MIN, INT32_MAX, "array of int32", &s, &u, err);
+    llm_status st = element_int(f, key, i, INT32_MIN, INT32_MAX, "array of int32", &s, &u, err);
     if (st == LLM_OK) *out = (int32_t)s;
     return st;
 }
