@@ -100,10 +100,16 @@ typedef enum llm_dtype {
     LLM_DTYPE_F32 = 0,
     LLM_DTYPE_F16 = 1,
     LLM_DTYPE_BF16 = 2,
+    /* block-quantized weights, GGUF's layouts (used in place from a GGUF file, or made at load by
+     * quantization): a row of K weights is K/32 blocks of 34 bytes (Q8_0: fp16 scale + 32 int8) or
+     * K/256 blocks of 144 bytes (Q4_K: fp16 d, dmin, 12 bytes of 6-bit scales/mins, 128 bytes of nibbles) */
+    LLM_DTYPE_Q8_0 = 3,
+    LLM_DTYPE_Q4_K = 4,
     LLM_DTYPE_COUNT
 } llm_dtype;
 
-/* "F32", "F16", "BF16" (the safetensors spelling); "?" for unknown values. Owned by the library. */
+/* "F32", "F16", "BF16" (the safetensors spelling), "Q8_0", "Q4_K"; "?" for unknown values. Owned by the
+ * library. */
 const char *llm_dtype_name(llm_dtype dtype);
 
 typedef enum llm_backend_kind {

@@ -114,11 +114,52 @@ static void test_kv_pool(tu_rng *rng) {
     be->ops->free(be);
 }
 
+static float rnd(tu_rng *rng, float scale) {
+    return ((float)tu_rng_below(rng, 1u << 24) / (float)(1u << 23) - 1.0f) * scale;
+}
+
+/* The fused residual add + RMSNorm gives exactly add then rmsnorm (output over y, as the forward runs
+ * it); interleaved RoPE on rows permuted as llama.cpp permutes Llama's Q/K gives exactly the permuted
+ * rotate-half result. */
+static void test_cpu_fused_ops(tu_rng *rng) {
+    enum { R = 5, D = 96, H = 3, HD = 32, HALF = HD / 2 };
+    llm_backend_config bc = {.n_threads = 1, .max_row = D};
+    llm_backend *be = llm_backend_cpu_create(&bc);
+    float x1[R * D], x2[R * D], y1[R * D], y2[R * D], w[D], ref[R * D];
+    for (int i = 0; i < R * D; i++) x1[i] = x2[i] = rnd(rng, 4.0f), y1[i] = y2[i] = rnd(rng, 2.0f);
+    for (int i = 0; i < D; i++) w[i] = rnd(rng, 1.5f);
+    llm_tensor wt = {w, LLM_DTYPE_F32, 1, D, "w"};
+    be->ops->add(be, x1, y1, R * D);
+    be->ops->rmsnorm(be, ref, x1, &wt, R, D, 1e-6f);
+    be->ops->add_rmsnorm(be, y2, x2, y2, &wt, R, D, 1e-6f);
+    TU_CHECK(memcmp(x1, x2, sizeof x1) == 0, "add_rmsnorm: residual differs from add");
+    TU_CHECK(memcmp(ref, y2, sizeof ref) == 0, "add_rmsnorm: output differs from add + rmsnorm");
+
+    int32_t pos[R];
+    float inv[HALF], cs[R * HALF], sn[R * HALF], q[R * H * HD], qp[R * H * HD];
+    for (int t = 0; t < R; t++) pos[t] = (int32_t)tu_rng_below(rng, 100000);
+    for (int i = 0; i < HALF; i++) inv[i] = powf(10000.0f, -2.0f * i / HD);
+    be->ops->rope_table(be, cs, sn, pos, R, inv, HALF);
+    for (int i = 0; i < R * H * HD; i++) q[i] = rnd(rng, 3.0f);
+    for (int th = 0; th < R * H; th++) /* new row 2i = old row i, new 2i+1 = old half + i */
+        for (int i = 0; i < HALF; i++)
+            qp[th * HD + 2 * i] = q[th * HD + i], qp[th * HD + 2 * i + 1] = q[th * HD + HALF + i];
+    be->ops->rope(be, q, R, H, HD, cs, sn, 0);
+    be->ops->rope(be, qp, R, H, HD, cs, sn, 1);
+    int same = 1;
+    for (int th = 0; th < R * H; th++)
+        for (int i = 0; i < HALF; i++)
+            same &= qp[th * HD + 2 * i] == q[th * HD + i] && qp[th * HD + 2 * i + 1] == q[th * HD + HALF + i];
+    TU_CHECK(same, "interleaved rope on permuted rows != permuted rotate-half rope");
+    be->ops->free(be);
+}
+
 int main(void) {
     tu_rng rng = {tu_fresh_seed("test_core")};
     test_half(&rng);
     test_strmap(&rng);
     test_threadpool();
     test_kv_pool(&rng);
+    test_cpu_fused_ops(&rng);
     return tu_finish("test_core");
 }

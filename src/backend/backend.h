@@ -74,6 +74,10 @@ typedef struct llm_backend_ops {
     /* out[R][D] = x[R][D] / rms(x) * w[D]   (out may alias x) */
     void (*rmsnorm)(llm_backend *be, float *out, const float *x, const llm_tensor *w, int rows, int dim,
                     float eps);
+    /* x[R][D] += y[R][D], then out[R][D] = x / rms(x) * w[D]: the residual add fused with the norm that
+     * follows it, giving exactly the numbers of add then rmsnorm. out may alias y, never x. */
+    void (*add_rmsnorm)(llm_backend *be, float *out, float *x, const float *y, const llm_tensor *w, int rows,
+                        int dim, float eps);
     /* out[T][M] = x[T][K] · w[M][K]ᵀ (+ bias[M]); bias may be NULL. Each element's value must not
      * depend on T (batch invariance: prefill and decode give the same numbers). */
     void (*matmul)(llm_backend *be, float *out, const float *x, const llm_tensor *w, const llm_tensor *bias,
@@ -81,9 +85,11 @@ typedef struct llm_backend_ops {
     /* cos/sin[T][half] for the given positions: angle = pos * inv_freq[i] (inv_freq: host, [half]) */
     void (*rope_table)(llm_backend *be, float *cos_out, float *sin_out, const int32_t *pos, int n,
                        const float *inv_freq, int half);
-    /* In place on x[T][H][head_dim], rotate-half convention (pairs i and i + head_dim/2). */
+    /* In place on x[T][H][head_dim]. Pair i (< head_dim/2) rotates by angle i: elements i and
+     * i + head_dim/2 (rotate-half, Hugging Face's layout), or, when interleaved, elements 2i and 2i+1
+     * (the layout of llama.cpp's GGUF Llama files, whose Q/K rows are permuted so). */
     void (*rope)(llm_backend *be, float *x, int n, int n_heads, int head_dim, const float *cos_t,
-                 const float *sin_t);
+                 const float *sin_t, int interleaved);
     /* Stores k, v [T][n_head_kv*head_dim] at each row's position through its sequence's block table. */
     void (*kv_write)(llm_backend *be, const llm_kv_view *kv, const float *k, const float *v,
                      const llm_batch *b);

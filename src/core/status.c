@@ -31,6 +31,10 @@ const char *llm_dtype_name(llm_dtype dtype) {
         return "F16";
     case LLM_DTYPE_BF16:
         return "BF16";
+    case LLM_DTYPE_Q8_0:
+        return "Q8_0";
+    case LLM_DTYPE_Q4_K:
+        return "Q4_K";
     case LLM_DTYPE_COUNT:
         break;
     }

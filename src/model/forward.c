@@ -3,6 +3,7 @@
  *   x = embed(tokens)
  *   for each layer:
  *     h = rmsnorm(x);  q, k, v = h Wq (+bq), h Wk (+bk), h Wv (+bv)
+ *       (every "x += ...; h = rmsnorm(x)" runs as one fused add_rmsnorm op)
  *     [Qwen3] q, k = rmsnorm per head (q_norm, k_norm)
  *     q, k = rope(q, k, positions);  store k, v in the paged KV cache
  *     x += attention(q, cache) Wo (+bo)
@@ -88,8 +89,11 @@ static const llm_tensor *opt(const llm_tensor *t) {
     return t->data ? t : NULL;
 }
 
+/* On entry f->xn holds rmsnorm(x) with this layer's attn_norm; on exit f->x is the layer's output and
+ * f->xn its norm with `next_norm` (the next layer's attn_norm), or f->xn is scratch when next_norm is
+ * NULL (the last layer). */
 static void layer_forward(llm_forward *f, const llm_layer_weights *L, int il, const llm_batch *b,
-                          const float *cos_q, const float *sin_q) {
+                          const float *cos_q, const float *sin_q, const llm_tensor *next_norm) {
     const llm_hparams *hp = f->hp;
     llm_backend *be = f->be;
     const llm_backend_ops *op = be->ops;
@@ -98,29 +102,31 @@ static void layer_forward(llm_forward *f, const llm_layer_weights *L, int il, co
     const float eps = (float)hp->rms_norm_eps;
     const llm_kv_view kv = llm_kv_layer(f->kv, il);
 
-    /* attention block */
-    op->rmsnorm(be, f->xn, f->x, &L->attn_norm, T, D, eps); /* xn[T][D] */
-    op->matmul(be, f->q, f->xn, &L->wq, opt(&L->bq), T);    /* q[T][H*hd] */
-    op->matmul(be, f->k, f->xn, &L->wk, opt(&L->bk), T);    /* k[T][KV*hd] */
-    op->matmul(be, f->v, f->xn, &L->wv, opt(&L->bv), T);    /* v[T][KV*hd] */
-    if (hp->qk_norm) {                                      /* per-head norms, before RoPE */
+    /* attention block (xn[T][D] = rmsnorm(x) already) */
+    op->matmul(be, f->q, f->xn, &L->wq, opt(&L->bq), T); /* q[T][H*hd] */
+    op->matmul(be, f->k, f->xn, &L->wk, opt(&L->bk), T); /* k[T][KV*hd] */
+    op->matmul(be, f->v, f->xn, &L->wv, opt(&L->bv), T); /* v[T][KV*hd] */
+    if (hp->qk_norm) {                                   /* per-head norms, before RoPE */
         op->rmsnorm(be, f->q, f->q, &L->q_norm, T * H, hd, eps);
         op->rmsnorm(be, f->k, f->k, &L->k_norm, T * KV, hd, eps);
     }
-    op->rope(be, f->q, T, H, hd, cos_q, sin_q);
-    op->rope(be, f->k, T, KV, hd, f->rope_cos, f->rope_sin);
+    op->rope(be, f->q, T, H, hd, cos_q, sin_q, hp->rope_interleaved);
+    op->rope(be, f->k, T, KV, hd, f->rope_cos, f->rope_sin, hp->rope_interleaved);
     op->kv_write(be, &kv, f->k, f->v, b);
     op->attention(be, f->attn, f->q, &kv, b, H, (float)(1.0 / sqrt((double)hd))); /* attn[T][H*hd] */
     op->matmul(be, f->xn, f->attn, &L->wo, opt(&L->bo), T);                       /* xn[T][D] */
-    op->add(be, f->x, f->xn, (size_t)T * D); /* x[T][D] += attention output */
+    /* x[T][D] += attention output; xn[T][D] = rmsnorm(x) */
+    op->add_rmsnorm(be, f->xn, f->x, f->xn, &L->ffn_norm, T, D, eps);
 
     /* feed-forward block */
-    op->rmsnorm(be, f->xn, f->x, &L->ffn_norm, T, D, eps);          /* xn[T][D] */
     op->matmul(be, f->gate, f->xn, &L->w_gate, opt(&L->b_gate), T); /* gate[T][F] */
     op->matmul(be, f->up, f->xn, &L->w_up, opt(&L->b_up), T);       /* up[T][F] */
     op->swiglu(be, f->gate, f->gate, f->up, (size_t)T * F);         /* gate[T][F] = silu(gate) * up */
     op->matmul(be, f->xn, f->gate, &L->w_down, opt(&L->b_down), T); /* xn[T][D] */
-    op->add(be, f->x, f->xn, (size_t)T * D);                        /* x[T][D] += ffn output */
+    if (next_norm) /* x[T][D] += ffn output; xn[T][D] = rmsnorm(x) for the next layer */
+        op->add_rmsnorm(be, f->xn, f->x, f->xn, next_norm, T, D, eps);
+    else
+        op->add(be, f->x, f->xn, (size_t)T * D); /* x[T][D] += ffn output */
 }
 
 /* Embedding and every layer: leaves the residual stream of all T rows in f->x (and their K/V in the
@@ -142,7 +148,11 @@ static void run_layers(llm_forward *f, const llm_batch *b) {
         op->rope_table(be, f->rope_cos_q, f->rope_sin_q, f->q_positions, T, f->inv_freq, hp->head_dim / 2);
         cos_q = f->rope_cos_q, sin_q = f->rope_sin_q;
     }
-    for (int il = 0; il < hp->n_layer; il++) layer_forward(f, &f->w->layers[il], il, b, cos_q, sin_q);
+    const llm_layer_weights *layers = f->w->layers;
+    op->rmsnorm(be, f->xn, f->x, &layers[0].attn_norm, T, hp->n_embd, (float)hp->rms_norm_eps); /* xn[T][D] */
+    for (int il = 0; il < hp->n_layer; il++)
+        layer_forward(f, &layers[il], il, b, cos_q, sin_q,
+                      il + 1 < hp->n_layer ? &layers[il + 1].attn_norm : NULL);
 }
 
 /* The backend's sticky status after a pass. */

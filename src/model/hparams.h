@@ -22,6 +22,7 @@ typedef struct llm_hparams {
     double rope_theta;
     double rope_factor, rope_low_freq_factor, rope_high_freq_factor; /* llama3 only */
     int32_t rope_orig_ctx;                                           /* llama3 only */
+    int rope_interleaved; /* pairs (2i, 2i+1): GGUF Llama files, whose Q/K rows llama.cpp permuted */
     /* structure */
     int tied_embeddings;
     int qkv_bias, o_bias, mlp_bias, qk_norm;

@@ -138,6 +138,19 @@ static void test_small_ops(void) {
             gpu->ops->rmsnorm(gpu, tx.g, tx.g, &wg, rows, dim, 1e-6f);
             snprintf(what, sizeof what, "rmsnorm in place %s dim=%d", dname(dts[d]), dim);
             compare(what, &tx, (size_t)rows * dim, 1e-5);
+            /* the fused residual add + norm, output over y as the model runs it: both the updated
+             * residual and the normed rows must match */
+            float *y = malloc((size_t)rows * dim * 4);
+            fill(y, (size_t)rows * dim, 5.0f);
+            twin ty = twin_new(y, (size_t)rows * dim * 4);
+            cpu->ops->add_rmsnorm(cpu, ty.c, tx.c, ty.c, &wc, rows, dim, 1e-5f);
+            gpu->ops->add_rmsnorm(gpu, ty.g, tx.g, ty.g, &wg, rows, dim, 1e-5f);
+            snprintf(what, sizeof what, "add_rmsnorm residual %s dim=%d", dname(dts[d]), dim);
+            compare(what, &tx, (size_t)rows * dim, 0);
+            snprintf(what, sizeof what, "add_rmsnorm out %s dim=%d", dname(dts[d]), dim);
+            compare(what, &ty, (size_t)rows * dim, 1e-5);
+            twin_free(&ty);
+            free(y);
             twin_free(&tx), twin_free(&tw), twin_free(&to);
             free(x), free(w), free(wd);
         }
@@ -194,9 +207,12 @@ static void test_rope(void) {
     float *x = malloc((size_t)n * H * hd * 4);
     fill(x, (size_t)n * H * hd, 2.0f);
     twin tx = twin_new(x, (size_t)n * H * hd * 4);
-    cpu->ops->rope(cpu, tx.c, n, H, hd, tc.c, ts.c);
-    gpu->ops->rope(gpu, tx.g, n, H, hd, tc.g, ts.g);
+    cpu->ops->rope(cpu, tx.c, n, H, hd, tc.c, ts.c, 0);
+    gpu->ops->rope(gpu, tx.g, n, H, hd, tc.g, ts.g, 0);
     compare("rope n=40 heads=8 hd=128", &tx, (size_t)n * H * hd, 1e-6);
+    cpu->ops->rope(cpu, tx.c, n, H, hd, tc.c, ts.c, 1);
+    gpu->ops->rope(gpu, tx.g, n, H, hd, tc.g, ts.g, 1);
+    compare("rope interleaved (GGUF Llama pairs)", &tx, (size_t)n * H * hd, 1e-6);
     twin_free(&tc), twin_free(&ts), twin_free(&tx);
     free(x);
 }

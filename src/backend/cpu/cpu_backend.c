@@ -23,6 +23,8 @@ const float *llm_cpu_row_f32(const llm_tensor *w, int64_t row, float *dst) {
         for (int64_t i = 0; i < cols; i++) dst[i] = llm_f16_to_f32(src[i]);
         return dst;
     }
+    case LLM_DTYPE_Q8_0:
+    case LLM_DTYPE_Q4_K:
     case LLM_DTYPE_COUNT:
         break;
     }
@@ -38,6 +40,8 @@ float llm_cpu_elem_f32(const llm_tensor *t, int64_t i) {
         return llm_bf16_to_f32(((const uint16_t *)t->data)[i]);
     case LLM_DTYPE_F16:
         return llm_f16_to_f32(((const uint16_t *)t->data)[i]);
+    case LLM_DTYPE_Q8_0:
+    case LLM_DTYPE_Q4_K:
     case LLM_DTYPE_COUNT:
         break;
     }
@@ -96,6 +100,7 @@ static const llm_backend_ops cpu_ops = {
     .copy = cpu_copy,
     .embed = llm_cpu_embed,
     .rmsnorm = llm_cpu_rmsnorm,
+    .add_rmsnorm = llm_cpu_add_rmsnorm,
     .matmul = llm_cpu_matmul,
     .rope_table = llm_cpu_rope_table,
     .rope = llm_cpu_rope,

@@ -42,10 +42,12 @@ void llm_cpu_kv_write(llm_backend *be, const llm_kv_view *kv, const float *k, co
                       const llm_batch *b);
 void llm_cpu_rmsnorm(llm_backend *be, float *out, const float *x, const llm_tensor *w, int rows, int dim,
                      float eps);
+void llm_cpu_add_rmsnorm(llm_backend *be, float *out, float *x, const float *y, const llm_tensor *w, int rows,
+                         int dim, float eps);
 void llm_cpu_rope_table(llm_backend *be, float *cos_out, float *sin_out, const int32_t *pos, int n,
                         const float *inv_freq, int half);
 void llm_cpu_rope(llm_backend *be, float *x, int n, int n_heads, int head_dim, const float *cos_t,
-                  const float *sin_t);
+                  const float *sin_t, int interleaved);
 void llm_cpu_embed(llm_backend *be, float *out, const llm_tensor *table, const int32_t *ids, int n);
 void llm_cpu_swiglu(llm_backend *be, float *out, const float *gate, const float *up, size_t n);
 void llm_cpu_add(llm_backend *be, float *x, const float *y, size_t n);

@@ -309,6 +309,15 @@ void be_rmsnorm(llm_backend *be, float *out, const float *x, const llm_tensor *w
     check(c, "rmsnorm");
 }
 
+void be_add_rmsnorm(llm_backend *be, float *out, float *x, const float *y, const llm_tensor *w, int rows, int dim,
+                    float eps) {
+    cuda_backend *c = cb(be);
+    if (skipped(c)) return;
+    if (!ok(c)) return;
+    cuda_add_rmsnorm(c->stream, out, x, y, w->data, w->dtype, rows, dim, eps);
+    check(c, "add_rmsnorm");
+}
+
 void be_matmul(llm_backend *be, float *out, const float *x, const llm_tensor *w, const llm_tensor *bias, int n) {
     cuda_backend *c = cb(be);
     if (skipped(c)) return;
@@ -344,11 +353,12 @@ void be_rope_table(llm_backend *be, float *cos_out, float *sin_out, const int32_
     check(c, "rope_table");
 }
 
-void be_rope(llm_backend *be, float *x, int n, int n_heads, int head_dim, const float *cos_t, const float *sin_t) {
+void be_rope(llm_backend *be, float *x, int n, int n_heads, int head_dim, const float *cos_t, const float *sin_t,
+             int interleaved) {
     cuda_backend *c = cb(be);
     if (skipped(c)) return;
     if (!ok(c)) return;
-    cuda_rope(c->stream, x, n, n_heads, head_dim, cos_t, sin_t);
+    cuda_rope(c->stream, x, n, n_heads, head_dim, cos_t, sin_t, interleaved);
     check(c, "rope");
 }
 
@@ -407,9 +417,9 @@ void be_get_rows(llm_backend *be, float *out, const float *x, const int32_t *row
 }
 
 const llm_backend_ops cuda_ops = {
-    "cuda",    be_free,       be_status,   be_alloc,    be_release,   be_to_host, be_from_host,
-    be_copy,   be_embed,      be_rmsnorm,  be_matmul,   be_rope_table, be_rope,   be_kv_write,
-    be_attention, be_swiglu,  be_add,      be_get_rows, be_begin_batch,
+    "cuda",        be_free,     be_status, be_alloc,    be_release,     be_to_host,     be_from_host,
+    be_copy,       be_embed,    be_rmsnorm, be_add_rmsnorm, be_matmul, be_rope_table, be_rope,
+    be_kv_write,   be_attention, be_swiglu, be_add,      be_get_rows,    be_begin_batch,
 };
 
 } // namespace

@@ -33,6 +33,8 @@ struct cuda_batch {
 // out[rows][dim] = x / rms(x) * w (out may alias x). w: dim values of dtype wt.
 void cuda_rmsnorm(cudaStream_t s, float *out, const float *x, const void *w, llm_dtype wt, int rows, int dim,
                   float eps);
+void cuda_add_rmsnorm(cudaStream_t s, float *out, float *x, const float *y, const void *w, llm_dtype wt, int rows,
+                      int dim, float eps);
 
 // out[n][dim] = table[ids[i]] converted to float. ids: device [n].
 void cuda_embed(cudaStream_t s, float *out, const void *table, llm_dtype dt, const int32_t *ids, int n, int dim);
@@ -46,7 +48,8 @@ void cuda_rope_table(cudaStream_t s, float *cos_out, float *sin_out, const int32
                      const float *inv_freq, int half);
 
 // In place on x[n][n_heads][head_dim], rotate-half pairs (i, i + head_dim/2).
-void cuda_rope(cudaStream_t s, float *x, int n, int n_heads, int head_dim, const float *cos_t, const float *sin_t);
+void cuda_rope(cudaStream_t s, float *x, int n, int n_heads, int head_dim, const float *cos_t, const float *sin_t,
+               int interleaved);
 
 // out[n] = silu(gate[n]) * up[n]
 void cuda_swiglu(cudaStream_t s, float *out, const float *gate, const float *up, size_t n);

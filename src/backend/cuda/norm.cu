@@ -1,4 +1,6 @@
 // cuda_rmsnorm: out[r] = w * (x[r] * inv), inv = 1 / sqrt(mean(x[r]^2) + eps), one block per row.
+// cuda_add_rmsnorm: the residual add before it fused in (x[r] += y[r] first, stored back), so a layer's
+// "x += f(x); h = norm(x)" is one pass over the row instead of two kernels and three.
 //
 // The sum of squares is accumulated in double, as the CPU reference does: each (double)x*x product is
 // exact (24+24 bits < 53) and the double sum keeps ~29 bits of margin, so the tree order here and the
@@ -23,24 +25,39 @@ __device__ __forceinline__ float elem_f32(const void *p, int dt, int i) {
 // out may alias x: each thread reads x[i] for the sum, then (after the block-wide reduction) reads
 // x[i] again and writes out[i] for the same i, so no element is written before every read of it.
 // Hence no __restrict__ on x/out.
-__global__ void __launch_bounds__(kThreads) rmsnorm_kernel(float *out, const float *x, const void *w, int wt,
-                                                           int dim, float eps) {
+// With kAdd, x[i] += y[i] first (one rounding, as the CPU's add), each thread storing the sums it will
+// read again in the second pass; out may alias y (read only in the first pass), not x.
+template <bool kAdd>
+__global__ void __launch_bounds__(kThreads) rmsnorm_kernel(float *out, float *x, const float *y, const void *w,
+                                                           int wt, int dim, float eps) {
     const size_t base = (size_t)blockIdx.x * dim;
-    const float *xr = x + base;
+    float *xr = x + base;
+    const float *yr = kAdd ? y + base : nullptr;
     float *orow = out + base;
-    const bool vec = (dim & 3) == 0 && ((uintptr_t)xr & 15) == 0 && ((uintptr_t)orow & 15) == 0;
+    const bool vec = (dim & 3) == 0 && ((uintptr_t)xr & 15) == 0 && ((uintptr_t)orow & 15) == 0 &&
+                     (!kAdd || ((uintptr_t)yr & 15) == 0);
 
     double ss = 0.0;
     if (vec) {
         for (int i = threadIdx.x * 4; i < dim; i += kThreads * 4) {
-            const float4 v = *reinterpret_cast<const float4 *>(xr + i);
+            float4 v = *reinterpret_cast<const float4 *>(xr + i);
+            if (kAdd) {
+                const float4 u = *reinterpret_cast<const float4 *>(yr + i);
+                v.x = __fadd_rn(v.x, u.x), v.y = __fadd_rn(v.y, u.y), v.z = __fadd_rn(v.z, u.z),
+                v.w = __fadd_rn(v.w, u.w);
+                *reinterpret_cast<float4 *>(xr + i) = v;
+            }
             ss += (double)v.x * v.x;
             ss += (double)v.y * v.y;
             ss += (double)v.z * v.z;
             ss += (double)v.w * v.w;
         }
     } else {
-        for (int i = threadIdx.x; i < dim; i += kThreads) ss += (double)xr[i] * xr[i];
+        for (int i = threadIdx.x; i < dim; i += kThreads) {
+            float v = xr[i];
+            if (kAdd) xr[i] = v = __fadd_rn(v, yr[i]);
+            ss += (double)v * v;
+        }
     }
 #pragma unroll
     for (int o = 16; o > 0; o >>= 1) ss += __shfl_xor_sync(0xffffffffu, ss, o);
@@ -79,5 +96,12 @@ __global__ void __launch_bounds__(kThreads) rmsnorm_kernel(float *out, const flo
 void cuda_rmsnorm(cudaStream_t s, float *out, const float *x, const void *w, llm_dtype wt, int rows, int dim,
                   float eps) {
     if (rows <= 0 || dim <= 0) return;
-    rmsnorm_kernel<<<(unsigned)rows, kThreads, 0, s>>>(out, x, w, (int)wt, dim, eps);
+    rmsnorm_kernel<false><<<(unsigned)rows, kThreads, 0, s>>>(out, const_cast<float *>(x), nullptr, w, (int)wt, dim,
+                                                              eps);
+}
+
+void cuda_add_rmsnorm(cudaStream_t s, float *out, float *x, const float *y, const void *w, llm_dtype wt, int rows,
+                      int dim, float eps) {
+    if (rows <= 0 || dim <= 0) return;
+    rmsnorm_kernel<true><<<(unsigned)rows, kThreads, 0, s>>>(out, x, y, w, (int)wt, dim, eps);
 }

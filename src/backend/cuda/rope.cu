@@ -26,9 +26,11 @@ __global__ void rope_table_kernel(float *__restrict__ cos_out, float *__restrict
 
 // One thread per rotated pair (t, h, i), i < half: v[i] = x0*c - x1*s, v[i+half] = x1*c + x0*s with
 // the CPU's roundings (products rounded, then the sum: no FMA contraction, hence the _rn intrinsics).
+// Interleaved (GGUF Llama): the pair is (2i, 2i+1) instead of (i, i+half).
 __global__ void rope_kernel(float *__restrict__ x, int n, int n_heads, int head_dim, const float *__restrict__ cos_t,
-                            const float *__restrict__ sin_t) {
+                            const float *__restrict__ sin_t, int interleaved) {
     const int half = head_dim / 2;
+    const int a = interleaved ? 2 : 1, b = interleaved ? 1 : half;
     const size_t total = (size_t)n * n_heads * half;
     const size_t stride = (size_t)gridDim.x * blockDim.x;
     for (size_t j = (size_t)blockIdx.x * blockDim.x + threadIdx.x; j < total; j += stride) {
@@ -37,9 +39,9 @@ __global__ void rope_kernel(float *__restrict__ x, int n, int n_heads, int head_
         const size_t t = th / n_heads;
         float *v = x + th * head_dim;
         const float c = cos_t[t * half + i], s = sin_t[t * half + i];
-        const float x0 = v[i], x1 = v[i + half];
-        v[i] = __fsub_rn(__fmul_rn(x0, c), __fmul_rn(x1, s));
-        v[i + half] = __fadd_rn(__fmul_rn(x1, c), __fmul_rn(x0, s));
+        const float x0 = v[i * a], x1 = v[i * a + b];
+        v[i * a] = __fsub_rn(__fmul_rn(x0, c), __fmul_rn(x1, s));
+        v[i * a + b] = __fadd_rn(__fmul_rn(x1, c), __fmul_rn(x0, s));
     }
 }
 
@@ -57,8 +59,9 @@ void cuda_rope_table(cudaStream_t s, float *cos_out, float *sin_out, const int32
     rope_table_kernel<<<grid_for((size_t)n * half), 256, 0, s>>>(cos_out, sin_out, pos, n, inv_freq, half);
 }
 
-void cuda_rope(cudaStream_t s, float *x, int n, int n_heads, int head_dim, const float *cos_t, const float *sin_t) {
+void cuda_rope(cudaStream_t s, float *x, int n, int n_heads, int head_dim, const float *cos_t, const float *sin_t,
+               int interleaved) {
     if (n <= 0 || n_heads <= 0 || head_dim < 2) return;
     rope_kernel<<<grid_for((size_t)n * n_heads * (head_dim / 2)), 256, 0, s>>>(x, n, n_heads, head_dim, cos_t,
-                                                                                 sin_t);
+                                                                                 sin_t, interleaved);
 }
