@@ -302,11 +302,27 @@ int main(void) {
         test_matmul();
         test_small_ops();
         test_rope();
+        /* this batch has prompt chunks of 50, 17 and 120 rows: head_dim 64/128 run the tiled prefill
+         * kernel (whose tiles also cover the decode rows), 256 the split-K kernel */
         test_attention(32, 8, 128, 16);
         test_attention(8, 1, 64, 7);
         test_attention(4, 4, 256, 16);
+        test_attention(12, 4, 64, 16);
         gpu->ops->free(gpu);
     }
+    /* the same batches through each kernel forced, so both are gated whatever the default picks */
+    const char *modes[] = {"split", "tiled"};
+    for (int m = 0; m < 2; m++) {
+        setenv("LLAMAC_CUDA_ATTN", modes[m], 1);
+        gpu = llm_backend_cuda_create(&bc, why, sizeof why);
+        TU_CHECK(gpu != NULL, "cuda backend (%s attention): %s", modes[m], why);
+        if (!gpu) continue;
+        printf("attention forced to %s:\n", modes[m]);
+        test_attention(32, 8, 128, 16);
+        test_attention(8, 1, 64, 7);
+        gpu->ops->free(gpu);
+    }
+    unsetenv("LLAMAC_CUDA_ATTN");
     cpu->ops->free(cpu);
     return tu_finish("test_cuda_ops");
 }

@@ -14,6 +14,9 @@
 
 namespace {
 
+// Rows of one sequence in a pass from which attention runs tiled (attention_prefill.cu).
+constexpr int kTiledMinRows = 16;
+
 struct cuda_backend {
     llm_backend base;
     llm_backend_config cfg;
@@ -47,6 +50,7 @@ struct cuda_backend {
     int capturing, replaying; // this pass is being captured / is a replay (ops launch nothing)
     uint64_t pass_key;
     int graphs_off; // a capture failed once: graphs stay off for this backend
+    int attn_force; // LLAMAC_CUDA_ATTN: 1 = always the tiled kernel, -1 = always split-K, 0 = by batch
 };
 
 cuda_backend *cb(llm_backend *be) {
@@ -236,7 +240,7 @@ void be_begin_batch(llm_backend *be, const llm_batch *b) {
     c->cur = b;
     if (!ok(c)) return;
     const int T = b->n_tokens, S = b->n_seqs, B = c->cfg.max_blocks_per_seq;
-    const size_t need = (size_t)3 * T + (size_t)3 * S + (size_t)S * B;
+    const size_t need = (size_t)3 * T + (size_t)3 * S + (size_t)S * B + (size_t)3 * T; /* + tiles */
     if (need > c->meta_ints) {
         fail(c, LLM_ERR_INTERNAL, "begin_batch", "batch larger than the backend was sized for");
         return;
@@ -246,9 +250,16 @@ void be_begin_batch(llm_backend *be, const llm_batch *b) {
             *seq_past = seq_n + S, *tables = seq_past + S;
     memcpy(tokens, b->tokens, (size_t)T * sizeof(int32_t));
     memcpy(pos, b->positions, (size_t)T * sizeof(int32_t));
-    int max_keys = 0;
+    int32_t *tiles = tables + (size_t)S * B;
+    int max_keys = 0, max_rows = 0, n_tiles = 0;
     for (int s = 0; s < S; s++) {
         const llm_batch_seq *q = &b->seqs[s];
+        if (q->n_rows > max_rows) max_rows = q->n_rows;
+        for (int r = 0; r < q->n_rows; r += CUDA_PREFILL_TILE_ROWS, n_tiles++) {
+            tiles[3 * n_tiles] = s;
+            tiles[3 * n_tiles + 1] = q->row_begin + r;
+            tiles[3 * n_tiles + 2] = q->n_rows - r < CUDA_PREFILL_TILE_ROWS ? q->n_rows - r : CUDA_PREFILL_TILE_ROWS;
+        }
         seq_row[s] = q->row_begin;
         seq_n[s] = q->n_rows;
         seq_past[s] = q->n_past;
@@ -261,7 +272,8 @@ void be_begin_batch(llm_backend *be, const llm_batch *b) {
     }
     // pageable source: the call returns once the bytes are staged, so h_meta may be reused at once
     if (!check(c, "begin_batch upload",
-               cudaMemcpyAsync(c->d_meta, h, need * sizeof(int32_t), cudaMemcpyHostToDevice, c->stream)))
+               cudaMemcpyAsync(c->d_meta, h, (need - (size_t)3 * T + (size_t)3 * n_tiles) * sizeof(int32_t),
+                               cudaMemcpyHostToDevice, c->stream)))
         return;
     int32_t *d = c->d_meta;
     c->batch.n_tokens = T;
@@ -275,6 +287,9 @@ void be_begin_batch(llm_backend *be, const llm_batch *b) {
     c->batch.block_table = d + 3 * T + 3 * S;
     c->batch.max_blocks = B;
     c->batch.max_keys = max_keys;
+    c->batch.max_rows = max_rows;
+    c->batch.tiles = d + 3 * T + 3 * S + (size_t)S * B;
+    c->batch.n_tiles = n_tiles;
     /* decode passes run as CUDA graphs (see above) */
     /* (after the first pass: the RoPE frequencies are then on the device, no upload can happen inside) */
     int decode = T <= 64 && !c->graphs_off && c->inv_freq_host != nullptr;
@@ -381,6 +396,15 @@ void be_attention(llm_backend *be, float *out, const float *q, const llm_kv_view
     cuda_backend *c = cb(be);
     if (skipped(c)) return;
     if (!ok(c) || !same_batch(c, b, "attention")) return;
+    /* Prompts (a sequence with kTiledMinRows rows or more in the pass) go through the tiled kernel, which
+     * reads each K/V tile once per 32 rows; decode-only passes keep the split-K kernel, which spreads a
+     * few long rows over the whole GPU. LLAMAC_CUDA_ATTN=split|tiled forces one (tests, comparisons). */
+    const int tiled = c->attn_force ? c->attn_force > 0 : c->batch.max_rows >= kTiledMinRows;
+    if (tiled && cuda_attention_prefill(c->stream, out, q, kv->k, kv->v, kv->n_head_kv, kv->head_dim, kv->block_size,
+                                        &c->batch, n_head, scale)) {
+        check(c, "attention (tiled)");
+        return;
+    }
     cuda_attention(c->stream, out, q, kv->k, kv->v, kv->n_head_kv, kv->head_dim, kv->block_size, &c->batch, n_head,
                    scale, c->attn_scratch, c->attn_scratch_bytes);
     check(c, "attention");
@@ -466,7 +490,8 @@ extern "C" llm_backend *llm_backend_cuda_create(const llm_backend_config *cfg, c
     if (c->cfg.max_tokens < 1) c->cfg.max_tokens = 1;
     if (c->cfg.max_seqs < 1) c->cfg.max_seqs = c->cfg.max_tokens;
     const int T = c->cfg.max_tokens, S = c->cfg.max_seqs < T ? c->cfg.max_seqs : T;
-    c->meta_ints = (size_t)3 * T + (size_t)3 * S + (size_t)S * (size_t)(c->cfg.max_blocks_per_seq > 0 ? c->cfg.max_blocks_per_seq : 1);
+    c->meta_ints = (size_t)3 * T + (size_t)3 * S + (size_t)S * (size_t)(c->cfg.max_blocks_per_seq > 0 ? c->cfg.max_blocks_per_seq : 1) +
+                   (size_t)3 * T; /* prefill tiles: at most one per row */
     c->h_meta = static_cast<int32_t *>(malloc(c->meta_ints * sizeof(int32_t)));
     const char *what = "cudaStreamCreate";
     cudaError_t e = cudaStreamCreateWithFlags(&c->stream, cudaStreamNonBlocking);
@@ -501,6 +526,7 @@ extern "C" llm_backend *llm_backend_cuda_create(const llm_backend_config *cfg, c
         c->graphs_off = 1; // works, without graphs
     }
     if (getenv("LLAMAC_CUDA_NO_GRAPHS")) c->graphs_off = 1; /* for comparisons */
+    if (const char *a = getenv("LLAMAC_CUDA_ATTN")) c->attn_force = strcmp(a, "tiled") == 0 ? 1 : strcmp(a, "split") == 0 ? -1 : 0;
     c->pinned_bytes = (size_t)4 << 20;
     for (int i = 0; i < 2; i++)
         if (cudaMallocHost(&c->pinned[i], c->pinned_bytes) != cudaSuccess ||

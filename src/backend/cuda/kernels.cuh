@@ -28,7 +28,13 @@ struct cuda_batch {
     const int32_t *block_table; // [S][max_blocks]: KV block of each block-sized span of positions
     int max_blocks;             // row stride of block_table
     int max_keys;               // max over sequences of n_past + n_rows (the longest attention span)
+    int max_rows;               // max over sequences of n_rows (a prefill chunk's length)
+    const int32_t *tiles;       // [n_tiles][3]: sequence, first row, rows (<= CUDA_PREFILL_TILE_ROWS)
+    int n_tiles;                // every row of the batch is in exactly one tile
 };
+
+// Query rows per tile of the prefill attention kernel (attention_prefill.cu).
+#define CUDA_PREFILL_TILE_ROWS 32
 
 // out[rows][dim] = x / rms(x) * w (out may alias x). w: dim values of dtype wt.
 void cuda_rmsnorm(cudaStream_t s, float *out, const float *x, const void *w, llm_dtype wt, int rows, int dim,
@@ -68,6 +74,15 @@ size_t cuda_attention_scratch_bytes(int max_tokens, int n_head, int head_dim, in
 void cuda_attention(cudaStream_t s, float *out, const float *q, const float *k_cache, const float *v_cache,
                     int n_head_kv, int head_dim, int block_size, const cuda_batch *b, int n_head, float scale,
                     void *scratch, size_t scratch_bytes);
+
+// Flash-attention-style tiled causal attention over b's tiles (attention_prefill.cu): the same result
+// as cuda_attention for every row, computed a tile of rows of one sequence at a time so each K/V tile
+// is read once per tile instead of once per row. False (nothing launched) when the shape is not
+// supported (head_dim other than 64 or 128, unaligned cache): then use cuda_attention.
+bool cuda_attention_prefill_supported(int head_dim);
+bool cuda_attention_prefill(cudaStream_t s, float *out, const float *q, const float *k_cache, const float *v_cache,
+                            int n_head_kv, int head_dim, int block_size, const cuda_batch *b, int n_head,
+                            float scale);
 
 // Matrix products. A context holds the cuBLAS handle and a workspace (backend.cu owns it).
 struct cuda_matmul_ctx {
