@@ -121,6 +121,13 @@ typedef enum llm_backend_kind {
                              that passed the CUDA parity gate (make test-cuda) */
 } llm_backend_kind;
 
+/* Weight quantization applied while loading (llm_model_params.quantize). */
+typedef enum llm_quantize {
+    LLM_QUANTIZE_NONE = 0, /* keep the stored dtypes */
+    LLM_QUANTIZE_Q8_0 = 1, /* LLM_DTYPE_Q8_0: 8.5 bits per weight */
+    LLM_QUANTIZE_Q4_K = 2, /* LLM_DTYPE_Q4_K: 4.5 bits per weight */
+} llm_quantize;
+
 /* "auto", "cpu", "cuda". Owned by the library. */
 const char *llm_backend_name(llm_backend_kind kind);
 
@@ -129,9 +136,33 @@ const char *llm_backend_name(llm_backend_kind kind);
 
 typedef struct llm_model llm_model;
 
+/* The CPU backend's kernels. Every level computes the same ops; the fast ones round differently from
+ * the reference (fewer, wider partial sums; bf16 weights meet activations rounded to bf16 where the CPU
+ * has AVX512_BF16, as llama.cpp and the CUDA backend do), each in one fixed order per level, so the
+ * batch invariance of engines holds at every level. */
+typedef enum llm_cpu_kernels {
+    LLM_CPU_KERNELS_AUTO = 0,     /* the best level this CPU runs */
+    LLM_CPU_KERNELS_REF = 1,      /* the reference kernels: f32 math in a fixed order (the parity tests) */
+    LLM_CPU_KERNELS_PORTABLE = 2, /* fast kernels in plain C: any CPU */
+    LLM_CPU_KERNELS_AVX2 = 3,     /* x86-64 with AVX2, FMA and F16C */
+    LLM_CPU_KERNELS_AVX512 = 4,   /* x86-64 with AVX-512 F/BW/VL (and AVX512_BF16 dot products if present) */
+} llm_cpu_kernels;
+
+/* "auto", "ref", "portable", "avx2", "avx512"; NULL for other values. Owned by the library. */
+const char *llm_cpu_kernels_name(llm_cpu_kernels kernels);
+
+/* The level `kernels` resolves to on this CPU (AUTO → the best it runs; others unchanged), or
+ * LLM_CPU_KERNELS_AUTO when the CPU cannot run the level asked for; then, if why is not NULL (capacity
+ * why_cap), a one-line message naming the level and the CPU features it lacks. Never fails otherwise. */
+llm_cpu_kernels llm_cpu_kernels_resolve(llm_cpu_kernels kernels, char *why, size_t why_cap);
+
 typedef struct llm_model_params {
     llm_backend_kind backend; /* default LLM_BACKEND_AUTO */
     int n_threads;            /* CPU worker threads for engines of this model; 0 = all online cores */
+    /* Kernels of the CPU backend for engines of this model; default LLM_CPU_KERNELS_AUTO. A level this
+     * CPU cannot run makes llm_engine_create fail with LLM_ERR_UNSUPPORTED and a message naming the level
+     * and the missing CPU features. Ignored by other backends. */
+    llm_cpu_kernels cpu_kernels;
     /* Upper bound on weights + KV cache + scratch, checked before anything large is allocated.
      * 0 = the machine's physical memory. */
     uint64_t memory_limit_bytes;
@@ -144,6 +175,13 @@ typedef struct llm_model_params {
      * are resident before the first forward pass) and reports that; without it, pages load lazily. */
     void (*progress_fn)(float fraction, void *user_data);
     void *progress_user_data;
+    /* Quantize at load (default LLM_QUANTIZE_NONE: weights are used as stored). Every 2-D weight matrix,
+     * the token embedding included (as llama.cpp does; with tied embeddings it is also the output
+     * projection), is converted into owned memory in GGUF's block layout; norms and biases stay as
+     * they are. A matrix whose row length is not a multiple of the block size (256 for Q4_K, 32 for
+     * Q8_0) falls back to Q8_0 when that fits, else keeps its dtype (llama.cpp falls back likewise).
+     * Tensors already in a quantized dtype are kept. Progress is reported through progress_fn. */
+    llm_quantize quantize;
 } llm_model_params;
 
 /* Defaults as documented on each field. Never fails. */
@@ -154,7 +192,15 @@ llm_model_params llm_model_default_params(void);
  * memory-mapped read-only and fully validated; every tensor the architecture needs is checked for
  * presence, shape and dtype.
  *
- * dir:     path of the directory. Borrowed for the call.
+ * Or a GGUF file (llama.cpp's format; recognised by its magic, or a directory holding exactly one .gguf
+ * file and no safetensors) of architecture llama, qwen2 or qwen3: hyper-parameters from its {arch}.*
+ * keys, tensors in F32, F16, BF16, Q8_0 or Q4_K used in place from the map (another type is
+ * LLM_ERR_UNSUPPORTED naming the tensor), Llama 3.1 RoPE scaling from rope_freqs, the embedded
+ * tokenizer and chat template (tokenizer.ggml.*), BOS/EOS (and EOT/EOM, as end tokens) ids. Llama
+ * files keep llama.cpp's permuted Q/K rows; RoPE then rotates adjacent pairs, which gives the same
+ * attention scores (summed in another order: equal to float rounding, not bit for bit).
+ *
+ * dir:     path of the directory or GGUF file. Borrowed for the call.
  * params:  may be NULL for defaults. Borrowed for the call.
  * out:     receives the new model on LLM_OK (caller owns it; free with llm_model_free), NULL otherwise.
  * err:     optional caller buffer (may be NULL if err_cap is 0) that receives a one-line message naming
@@ -174,7 +220,9 @@ llm_status llm_model_load(const char *dir, const llm_model_params *params, llm_m
  *          config.json: dimensions, tied embeddings, qk-norm, RoPE theta and llama3 scaling, EOS ids);
  *          also "tiny" (40 M parameters, 80 MB in BF16: quick, yet larger than most caches), for tests;
  *          llm_model_random_preset does not list it. Borrowed.
- * dtype:   storage of every tensor (real checkpoints are BF16).
+ * dtype:   storage of every tensor (real checkpoints are BF16); LLM_DTYPE_Q8_0 / LLM_DTYPE_Q4_K: the
+ *          BF16 weights quantized as params->quantize would (matrices quantized, norms kept in BF16;
+ *          the memory limit is checked against the BF16 size, the transient peak).
  * seed:    the same preset, dtype and seed give the same weights, whatever the thread count.
  *          Matrices are uniform in +-sqrt(3 / fan_in) (unit-variance outputs for unit-variance
  *          inputs, so activations and logits stay O(1)); norm weights are 1 + U(-0.1, 0.1).
@@ -229,7 +277,7 @@ typedef struct llm_model_info {
     uint64_t n_tensors;    /* tensors used by the architecture */
     uint64_t weight_bytes; /* bytes of those tensors */
     uint64_t bytes_by_dtype[LLM_DTYPE_COUNT];
-    uint64_t kv_bytes_per_token; /* all layers, K and V, as the engine stores them */
+    uint64_t kv_bytes_per_token; /* all layers, K and V, as an engine stores them by default */
     llm_backend_kind backend;    /* the backend chosen at load */
     char backend_reason[192];    /* why: "cuda: requested; NVIDIA H100 ...", "cpu: auto; no CUDA device..." */
     int n_threads;               /* resolved worker count */
@@ -253,6 +301,11 @@ typedef struct llm_engine_params {
     int64_t kv_budget_tokens;
     uint64_t kv_budget_bytes;
     int32_t max_batch_tokens; /* tokens per forward pass (longer prefills are chunked); default 256 */
+    /* Storage of the KV cache. LLM_DTYPE_COUNT (the default) lets the engine pick (today F32 on every
+     * backend); LLM_DTYPE_F32 forces float; LLM_DTYPE_BF16 (half the bytes, values rounded to nearest
+     * even as they are stored) is accepted on CUDA only: LLM_ERR_UNSUPPORTED on the CPU, whose kernels
+     * are the float reference. */
+    llm_dtype kv_dtype;
 } llm_engine_params;
 
 /* Defaults as documented on each field. Never fails. */
@@ -283,6 +336,7 @@ typedef struct llm_engine_info {
     int32_t n_seqs; /* live sequences */
     int32_t max_batch_tokens;
     uint64_t kv_bytes;        /* KV cache allocation */
+    llm_dtype kv_dtype;       /* its storage type (F32 or BF16) */
     uint64_t scratch_bytes;   /* activation arena */
     uint64_t footprint_bytes; /* weights + KV + scratch */
     /* Prefix cache (see "Prefix caching" below). kv_blocks_used counts blocks referenced by live

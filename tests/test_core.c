@@ -92,7 +92,7 @@ static void test_kv_pool(tu_rng *rng) {
     llm_backend_config bc = {.n_threads = 1, .max_row = 64};
     llm_backend *be = llm_backend_cpu_create(&bc);
     llm_kv_cache kv;
-    TU_CHECK(llm_kv_init(&kv, be, 2, 2, 8, 16, 10) == LLM_OK, "kv init");
+    TU_CHECK(llm_kv_init(&kv, be, 2, 2, 8, 16, 10, LLM_DTYPE_F32) == LLM_OK, "kv init");
     int32_t held[10];
     int n = 0;
     for (int i = 0; i < 1000; i++) {

@@ -69,6 +69,18 @@ static void error_paths(void) {
     ep = llm_engine_default_params();
     ep.kv_block_size = 0;
     TU_CHECK(llm_engine_create(model, &ep, &e) == LLM_ERR_INVALID_ARGUMENT, "block size 0");
+    /* the KV cache type: BF16 is for CUDA, other types do not exist; the default on the CPU is F32 */
+    ep = llm_engine_default_params();
+    ep.kv_dtype = LLM_DTYPE_BF16;
+    TU_CHECK(llm_engine_create(model, &ep, &e) == LLM_ERR_UNSUPPORTED && e == NULL, "bf16 KV on the CPU");
+    TU_CHECK(strstr(llm_model_last_error(model), "kv_dtype BF16") != NULL, "message: %s", llm_model_last_error(model));
+    ep.kv_dtype = LLM_DTYPE_F16;
+    TU_CHECK(llm_engine_create(model, &ep, &e) == LLM_ERR_INVALID_ARGUMENT && e == NULL, "f16 KV");
+    ep = llm_engine_default_params();
+    llm_engine_info ei;
+    TU_CHECK(llm_engine_estimate(model, &ep, &ei) == LLM_OK && ei.kv_dtype == LLM_DTYPE_F32 &&
+                 ei.kv_bytes % (2u * 4u * (uint64_t)mi.n_layer) == 0,
+             "default KV on the CPU is F32 (%d)", (int)ei.kv_dtype);
 
     /* small engine: 40-token context, budget of 3 blocks of 16 */
     ep = llm_engine_default_params();

@@ -201,9 +201,12 @@ static void test_round_trip(uint32_t alignment) {
     TU_CHECK(llm_gguf_writer_add_tensor(w, "x", LLM_GGML_F16, 1, ts[1].dims, ts[1].data, 11, &e) ==
                  LLM_ERR_INVALID_ARGUMENT,
              "wrong byte count");
-    TU_CHECK(llm_gguf_writer_add_tensor(w, "x", LLM_GGML_Q4_K, 1, ts[1].dims, ts[1].data, 10, &e) ==
+    TU_CHECK(llm_gguf_writer_add_tensor(w, "x", LLM_GGML_Q4_0, 1, ts[1].dims, ts[1].data, 10, &e) ==
                  LLM_ERR_UNSUPPORTED,
              "writer type");
+    TU_CHECK(llm_gguf_writer_add_tensor(w, "x", LLM_GGML_Q4_K, 1, ts[1].dims, ts[1].data, 10, &e) ==
+                 LLM_ERR_INVALID_ARGUMENT,
+             "Q4_K row of %llu (not whole 256-blocks)", (unsigned long long)ts[1].dims[0]);
     TU_CHECK(llm_gguf_writer_finish(w, &e) == LLM_OK, "finish: %s", e.msg);
     char tmp[1100];
     snprintf(tmp, sizeof tmp, "%s.tmp", path);

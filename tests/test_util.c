@@ -179,6 +179,12 @@ llm_model *tu_load_model(const char *dir, int n_threads) {
      * a GPU. LLAMAC_TEST_BACKEND=cuda runs a test on the CUDA backend instead. */
     const char *b = getenv("LLAMAC_TEST_BACKEND");
     mp.backend = b && strcmp(b, "cuda") == 0 ? LLM_BACKEND_CUDA : LLM_BACKEND_CPU;
+    /* ... and its reference kernels (LLM_CPU_KERNELS_REF), unless LLAMAC_TEST_CPU_KERNELS names another
+     * level (auto, portable, avx2, avx512), to run a test on the fast kernels. */
+    const char *k = getenv("LLAMAC_TEST_CPU_KERNELS");
+    mp.cpu_kernels = LLM_CPU_KERNELS_REF;
+    for (int l = LLM_CPU_KERNELS_AUTO; k && l <= LLM_CPU_KERNELS_AVX512; l++)
+        if (strcmp(k, llm_cpu_kernels_name((llm_cpu_kernels)l)) == 0) mp.cpu_kernels = (llm_cpu_kernels)l;
     llm_model *m = NULL;
     char err[1024];
     llm_status st = llm_model_load(dir, &mp, &m, err, sizeof err);

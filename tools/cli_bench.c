@@ -2,9 +2,10 @@
  * memory-bandwidth roofline measured in the same run.
  *
  * Decode reads every weight it uses once per token, plus the KV cache of the context so far, so its
- * roofline is (read bandwidth) / (bytes read per token). The bandwidth is probed here, right before the
- * model runs, with the engine's thread count. --random-weights builds a real checkpoint's shape in
- * memory, so anyone can reproduce the figures without downloading weights. */
+ * roofline is (read bandwidth) / (bytes read per token, the real bytes of quantized tensors). The
+ * bandwidth is probed here, right before the model runs, with the engine's thread count; so is the f32
+ * FMA peak (cli_peak.c), which the prefill's matmul FLOP rate is reported against. --random-weights builds a
+ * real checkpoint's shape in memory, so anyone can reproduce the figures without downloading weights. */
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,25 +15,29 @@
 #include "cli_bench_concurrency.h"
 #include "backend/cuda/cuda_backend.h"
 #include "cli_common.h"
+#include "cli_peak.h"
 #include "cli_progress.h"
 
 static void help(void) {
     printf(
-        "usage: llama-cli bench [--model DIR | --random-weights PRESET [--dtype bf16|f16|f32] [--seed N]]\n"
-        "           [--prompt N] [--gen N] [--repeat R] [--threads N] [--backend auto|cpu|cuda] [--json]\n"
+        "usage: llama-cli bench [--model DIR [--quantize q8_0|q4_k] | --random-weights PRESET [--dtype D]\n"
+        "           [--seed N]] [--prompt N] [--gen N] [--repeat R] [--threads N] [--backend auto|cpu|cuda]\n"
+        "           [--json]\n"
         "Measures prefill and decode speed, and the memory read bandwidth of this machine in the same run\n"
         "(the better of a probe before and one after the runs, on the engine's thread count).\n"
         "Each of R runs prefills N random prompt tokens into a fresh sequence, then decodes --gen tokens\n"
         "one at a time (greedy); the medians are reported, after one untimed warm-up forward pass.\n"
         "\n"
-        "  --model DIR             a Hugging Face model directory (default: the bundled demo model)\n"
+        "  --model DIR             a Hugging Face model directory or a GGUF file (default: the demo model)\n"
         "  --random-weights P      random weights in the exact shape of P, built in memory (no files):\n"
         "                          ");
     for (size_t i = 0; llm_model_random_preset(i); i++)
         printf("%s%s", i ? ", " : "", llm_model_random_preset(i));
     printf(
         "\n"
-        "  --dtype D               storage of the random weights: bf16 (default), f16, f32\n"
+        "  --dtype D               storage of the random weights: bf16 (default), f16, f32, q8_0, q4_k\n"
+        "                          (q8_0/q4_k: the matrices quantized from bf16, norms kept in bf16)\n"
+        "  --quantize q8_0|q4_k    quantize a --model's weight matrices at load\n"
         "  --seed N                seed of the random weights (default 1)\n"
         "  --prompt N              prompt tokens (default 128)\n"
         "  --gen N                 decoded tokens per run (default 64)\n"
@@ -49,7 +54,9 @@ static void help(void) {
         "them, less the embedding table of an untied model, of which one row is read) plus the KV cache\n"
         "at the mean context length of the decode. roofline_fraction = decode tok/s / roofline tok/s.\n"
         "Also shown: the matmul FLOPs of a decoded token (2 per weight) and the rate the prefill reached,\n"
-        "i.e. how fast decode could be if compute were its only limit.\n");
+        "i.e. how fast decode could be if compute were its only limit, and that rate as a fraction of the\n"
+        "compute peak probed in the same run with the arithmetic the weights' dtype runs on (f32 FMA,\n"
+        "AVX512-BF16 or AVX512-VNNI int8 dot products; prefill_peak_fraction in --json).\n");
 }
 
 static double now(void) {
@@ -176,6 +183,13 @@ static llm_dtype main_dtype(const llm_model_info *mi) {
     return (llm_dtype)best;
 }
 
+/* The arithmetic the prefill's matmuls run on, from the dtype holding most weight bytes. */
+static cli_peak_kind peak_kind(const llm_model_info *mi) {
+    const llm_dtype d = main_dtype(mi);
+    if (d == LLM_DTYPE_Q8_0 || d == LLM_DTYPE_Q4_K) return CLI_PEAK_INT8_DOT;
+    return d == LLM_DTYPE_BF16 ? CLI_PEAK_BF16_DOT : CLI_PEAK_F32_FMA;
+}
+
 /* ---- the command ---------------------------------------------------------------------------------- */
 
 typedef struct bench_opts {
@@ -218,8 +232,12 @@ static int parse(int argc, char **argv, bench_opts *o) {
                 o->dtype = LLM_DTYPE_F16;
             else if (v && strcmp(v, "f32") == 0)
                 o->dtype = LLM_DTYPE_F32;
+            else if (v && strcmp(v, "q8_0") == 0)
+                o->dtype = LLM_DTYPE_Q8_0;
+            else if (v && strcmp(v, "q4_k") == 0)
+                o->dtype = LLM_DTYPE_Q4_K;
             else
-                return cli_error("--dtype must be bf16, f16 or f32, not '%s'", v ? v : ""), -1;
+                return cli_error("--dtype must be bf16, f16, f32, q8_0 or q4_k, not '%s'", v ? v : ""), -1;
             dtype_given = 1;
             i++;
         } else if (strcmp(a, "--seed") == 0) {
@@ -253,6 +271,8 @@ static int parse(int argc, char **argv, bench_opts *o) {
 
 typedef struct bench_result {
     double load_s, bandwidth;
+    double peak_flops;     /* f32 FMA peak probed in this run (cli_peak.c) */
+    const char *peak_what; /* its instruction mix */
     double prefill[100], decode[100];
 } bench_result;
 
@@ -273,11 +293,6 @@ static int run(llm_model *model, const llm_model_info *mi, const bench_opts *o, 
         cli_error("out of memory");
         goto done;
     }
-    uint64_t s = 0x853c49e6748fea9bull; /* the same prompt every run and every time */
-    for (int i = 0; i < o->prompt; i++) {
-        s = s * 6364136223846793005ull + 1442695040888963407ull;
-        toks[i] = (int32_t)((s >> 33) % (uint64_t)mi->n_vocab);
-    }
     probe_buf pb;
     if (probe_init(&pb, mi->n_threads) != 0) {
         cli_error("cannot allocate 1 GiB for the bandwidth probe");
@@ -288,11 +303,20 @@ static int run(llm_model *model, const llm_model_info *mi, const bench_opts *o, 
     cli_progress_set(&bar, 0);
     const int gpu = mi->backend == LLM_BACKEND_CUDA; /* the roofline of the memory the weights are in */
     r->bandwidth = gpu ? llm_cuda_copy_bandwidth() : probe_bandwidth(&pb);
+    r->peak_what = "not probed (GPU)";
+    if (!gpu) r->peak_flops = cli_probe_peak_flops(mi->n_threads, peak_kind(mi), &r->peak_what);
     const double steps = (double)o->repeat * (1 + o->gen); /* a prefill or a decode step each */
     llm_status st = LLM_OK;
     for (int k = -1; k < o->repeat && st == LLM_OK; k++) { /* k = -1: the warm-up, untimed */
         llm_seq_id seq;
         if ((st = llm_seq_create(e, &seq)) != LLM_OK) break;
+        /* a prompt of its own for every run (the same ones every time): the engine's prefix cache
+         * would otherwise hand a repeated prompt back without computing it */
+        uint64_t s = 0x853c49e6748fea9bull + 0x9e3779b97f4a7c15ull * (uint64_t)(k + 2);
+        for (int i = 0; i < o->prompt; i++) {
+            s = s * 6364136223846793005ull + 1442695040888963407ull;
+            toks[i] = (int32_t)((s >> 33) % (uint64_t)mi->n_vocab);
+        }
         /* the warm-up: one token touches every weight on the CPU; on the GPU the whole prompt also
          * lets cuBLAS pick and load its kernels before anything is timed */
         const size_t n_prompt = k >= 0 || gpu ? (size_t)o->prompt : 1;
@@ -311,6 +335,15 @@ static int run(llm_model *model, const llm_model_info *mi, const bench_opts *o, 
         if (k >= 0 && st == LLM_OK) {
             r->prefill[k] = o->prompt / t_prefill;
             r->decode[k] = o->gen / t_decode;
+        }
+    }
+    if (st == LLM_OK) { /* a figure from reused blocks would be meaningless: make sure there were none */
+        llm_engine_info ei;
+        llm_engine_get_info(e, &ei);
+        if (ei.prefix_hit_tokens != 0) {
+            cli_error("bench: %llu prompt tokens came from the prefix cache",
+                      (unsigned long long)ei.prefix_hit_tokens);
+            goto done;
         }
     }
     /* probed again after the runs: the roofline is the better of the two (the machine may be shared) */
@@ -390,6 +423,7 @@ int cli_bench(int argc, char **argv) {
     const double flops = 2.0 * (body + table);                              /* per decoded token */
     const double prefill_flops = 2.0 * body * o.prompt + 2.0 * table;       /* per prefill */
     const double prefill_gflops = prefill / o.prompt * prefill_flops / 1e9; /* at the median rate */
+    const double peak_fraction = r.peak_flops > 0 ? prefill_gflops * 1e9 / r.peak_flops : 0;
     const char *dtype = llm_dtype_name(main_dtype(&mi));
 
     if (o.json) {
@@ -397,29 +431,40 @@ int cli_bench(int argc, char **argv) {
         json_string(name);
         printf(",\"architecture\":\"%s\",\"dtype\":\"%s\"", mi.architecture, dtype);
         if (o.preset) printf(",\"seed\":%llu", (unsigned long long)o.seed);
-        printf(
-            ",\"params\":%llu,\"weight_bytes\":%llu,\"threads\":%d,\"backend\":\"%s\",\"backend_reason\":\"%s\","
-            "\"prompt_tokens\":%d,"
-            "\"gen_tokens\":%d,\"repeat\":%d,\"load_s\":%.3f,\"prefill_tok_s\":%.3f,\"decode_tok_s\":%.3f",
-            (unsigned long long)mi.n_params, (unsigned long long)mi.weight_bytes, mi.n_threads,
-            llm_backend_name(mi.backend), mi.backend_reason, o.prompt, o.gen, o.repeat, r.load_s, prefill, decode);
+        printf(",\"params\":%llu,\"weight_bytes\":%llu,\"threads\":%d,\"backend\":\"%s\",\"backend_reason\":"
+               "\"%s\","
+               "\"prompt_tokens\":%d,"
+               "\"gen_tokens\":%d,\"repeat\":%d,\"load_s\":%.3f,\"prefill_tok_s\":%.3f,\"decode_tok_s\":%.3f",
+               (unsigned long long)mi.n_params, (unsigned long long)mi.weight_bytes, mi.n_threads,
+               llm_backend_name(mi.backend), mi.backend_reason, o.prompt, o.gen, o.repeat, r.load_s, prefill,
+               decode);
+        if (mi.backend == LLM_BACKEND_CPU)
+            printf(",\"cpu_kernels\":\"%s\"",
+                   llm_cpu_kernels_name(llm_cpu_kernels_resolve(o.m.cpu_kernels, NULL, 0)));
         json_array("prefill_tok_s_runs", r.prefill, o.repeat);
         json_array("decode_tok_s_runs", r.decode, o.repeat);
         printf(",\"bandwidth_gb_s\":%.3f,\"bytes_per_token\":%.0f,\"kv_bytes_per_token\":%.0f,\"roofline_tok_"
                "s\":%.3f,"
-               "\"roofline_fraction\":%.4f,\"flops_per_token\":%.0f,\"prefill_gflop_s\":%.3f}\n",
-               r.bandwidth / 1e9, bytes_per_token, kv_read, roofline, fraction, flops, prefill_gflops);
+               "\"roofline_fraction\":%.4f,\"flops_per_token\":%.0f,\"prefill_gflop_s\":%.3f,"
+               "\"peak_gflop_s\":%.3f,\"prefill_peak_fraction\":%.4f}\n",
+               r.bandwidth / 1e9, bytes_per_token, kv_read, roofline, fraction, flops, prefill_gflops,
+               r.peak_flops / 1e9, peak_fraction);
         return 0;
     }
     printf("model      %s (%s, %.3f B params, %.2f GB %s weights%s)\n", name, mi.architecture,
            mi.n_params / 1e9, mi.weight_bytes / 1e9, dtype, o.preset ? ", random" : "");
     printf("backend    %s, %d threads; %s in %.2f s (%s)\n", llm_backend_name(mi.backend), mi.n_threads,
            o.preset ? "built" : "loaded", r.load_s, mi.backend_reason);
+    if (mi.backend == LLM_BACKEND_CPU)
+        printf("kernels    cpu %s (asked: %s)\n", llm_cpu_kernels_name(llm_cpu_kernels_resolve(o.m.cpu_kernels, NULL, 0)),
+               llm_cpu_kernels_name(o.m.cpu_kernels));
     if (mi.backend == LLM_BACKEND_CUDA)
-        printf("bandwidth  %.1f GB/s device memory (a 1 GiB device copy in this run: read + write, best of 5)\n\n",
+        printf("bandwidth  %.1f GB/s device memory (a 1 GiB device copy in this run: read + write, best of "
+               "5)\n\n",
                r.bandwidth / 1e9);
     else
-        printf("bandwidth  %.1f GB/s read (measured in this run: the better of before and after; %d threads)\n\n",
+        printf("bandwidth  %.1f GB/s read (measured in this run: the better of before and after; %d "
+               "threads)\n\n",
                r.bandwidth / 1e9, mi.n_threads);
     printf("%-8s %7s %12s   %-24s %s\n", "phase", "tokens", "tok/s", "runs", "roofline");
     char runs[2][256] = {"", ""};
@@ -429,7 +474,10 @@ int cli_bench(int argc, char **argv) {
             pos += (size_t)snprintf(runs[k] + pos, sizeof runs[k] - pos, "%s%.2f", i ? " " : "",
                                     k ? r.decode[i] : r.prefill[i]);
     }
-    printf("%-8s %7d %12.2f   %-24s %s\n", "prefill", o.prompt, prefill, runs[0], "-");
+    char peak[96] = "-";
+    if (r.peak_flops > 0)
+        snprintf(peak, sizeof peak, "%.1f%% of %.1f GFLOP/s peak", 100.0 * peak_fraction, r.peak_flops / 1e9);
+    printf("%-8s %7d %12.2f   %-24s %s\n", "prefill", o.prompt, prefill, runs[0], peak);
     printf("%-8s %7d %12.2f   %-24s %.1f%% of %.2f tok/s\n\n", "decode", o.gen, decode, runs[1],
            100.0 * fraction, roofline);
     printf(
@@ -440,5 +488,10 @@ int cli_bench(int argc, char **argv) {
         "compute: %.2f GFLOP per decoded token (2 x matmul weights); the prefill ran at %.1f GFLOP/s, where\n"
         "decode would take %.1f ms per token if compute were its only limit\n",
         flops / 1e9, prefill_gflops, prefill_gflops > 0 ? 1e3 * flops / (prefill_gflops * 1e9) : 0.0);
+    if (r.peak_flops > 0)
+        printf("prefill peak = %.1f GFLOP/s, measured in this run on %d threads with the arithmetic this\n"
+               "dtype's kernels use: %s. prefill FLOPs = 2 x matmul weights x prompt tokens\n"
+               "(+ one lm_head row), attention not counted\n",
+               r.peak_flops / 1e9, mi.n_threads, r.peak_what);
     return 0;
 }

@@ -69,6 +69,27 @@ int cli_parse_model_flag(int argc, char **argv, int *i, cli_model_opts *o) {
             return cli_error("--backend must be auto, cpu or cuda, not '%s'", v), -1;
         return 1;
     }
+    if (strcmp(a, "--quantize") == 0) {
+        const char *v = has_value ? argv[++*i] : "";
+        if (strcmp(v, "q8_0") == 0)
+            o->quantize = LLM_QUANTIZE_Q8_0;
+        else if (strcmp(v, "q4_k") == 0)
+            o->quantize = LLM_QUANTIZE_Q4_K;
+        else if (strcmp(v, "none") == 0)
+            o->quantize = LLM_QUANTIZE_NONE;
+        else
+            return cli_error("--quantize must be q8_0, q4_k or none, not '%s'", v), -1;
+        return 1;
+    }
+    if (strcmp(a, "--cpu-kernels") == 0) {
+        const char *v = has_value ? argv[++*i] : "";
+        for (int k = LLM_CPU_KERNELS_AUTO; k <= LLM_CPU_KERNELS_AVX512; k++)
+            if (strcmp(v, llm_cpu_kernels_name((llm_cpu_kernels)k)) == 0) {
+                o->cpu_kernels = (llm_cpu_kernels)k;
+                return 1;
+            }
+        return cli_error("--cpu-kernels must be auto, ref, portable, avx2 or avx512, not '%s'", v), -1;
+    }
     if (strcmp(a, "--verbose") == 0 || strcmp(a, "-v") == 0) {
         o->verbose = 1;
         return 1;
@@ -282,6 +303,8 @@ llm_model_params cli_model_params(const cli_model_opts *o) {
     llm_model_params mp = llm_model_default_params();
     mp.backend = o->backend;
     mp.n_threads = o->n_threads;
+    mp.cpu_kernels = o->cpu_kernels;
+    mp.quantize = o->quantize;
     mp.log_fn = log_to_stderr;
     mp.log_level = o->verbose ? LLM_LOG_DEBUG : LLM_LOG_WARN;
     return mp;

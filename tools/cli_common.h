@@ -16,6 +16,8 @@ typedef struct cli_model_opts {
     int n_threads;
     llm_backend_kind backend;
     int verbose;
+    llm_quantize quantize; /* --quantize q8_0|q4_k: quantize the weight matrices at load */
+    llm_cpu_kernels cpu_kernels; /* --cpu-kernels auto|ref|portable|avx2|avx512 */
 } cli_model_opts;
 
 /* Tries to consume argv[*i] (and its value) as a common flag. Returns 1 if consumed, 0 if not ours,

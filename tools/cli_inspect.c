@@ -86,6 +86,9 @@ int cli_inspect(int argc, char **argv) {
                    bytes(mi.bytes_by_dtype[d], b, sizeof b));
     printf("backend:          %s (%d threads; requested %s; %s)\n", llm_backend_name(mi.backend), mi.n_threads,
            llm_backend_name(o.backend), mi.backend_reason);
+    if (mi.backend == LLM_BACKEND_CPU)
+        printf("cpu kernels:      %s (requested %s)\n",
+               llm_cpu_kernels_name(llm_cpu_kernels_resolve(o.cpu_kernels, NULL, 0)), llm_cpu_kernels_name(o.cpu_kernels));
     printf("KV per token:     %s (f32)\n", bytes(mi.kv_bytes_per_token, b, sizeof b));
     printf("footprint @ctx %d: %s", ei.n_ctx, bytes(ei.footprint_bytes, b, sizeof b));
     printf(" = weights + KV %s", bytes(ei.kv_bytes, b, sizeof b));

@@ -12,6 +12,7 @@ int cli_tokenize(int argc, char **argv);
 int cli_template(int argc, char **argv);
 int cli_bench(int argc, char **argv);
 int cli_serve(int argc, char **argv);
+int cli_convert(int argc, char **argv);
 
 static const struct {
     const char *name;
@@ -30,8 +31,10 @@ static const struct {
 #ifndef LLAMAC_NO_SERVER
     {"serve", cli_serve, "OpenAI-compatible HTTP server: chat, completions, embeddings, streaming, tools, metrics"},
 #endif
+    {"convert", cli_convert,
+     "write a model (directory, GGUF, or --random-weights) as a llama.cpp GGUF file, optionally quantized"},
     {"bench", cli_bench,
-     "prefill and decode tok/s with the memory-bandwidth roofline (--random-weights: no files)"},
+     "prefill and decode tok/s vs the memory roofline and compute peak (--random-weights: no files)"},
 };
 
 static void usage(FILE *f) {

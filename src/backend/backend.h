@@ -43,11 +43,13 @@ typedef struct llm_batch {
 } llm_batch;
 
 /* The KV cache geometry and one layer's storage, as attention and kv_write see it.
- * Layout of k and v: [n_blocks][n_head_kv][block_size][head_dim] floats, so one head's keys of one
- * block are contiguous. */
+ * Layout of k and v: [n_blocks][n_head_kv][block_size][head_dim] elements of dtype, so one head's keys
+ * of one block are contiguous. dtype is F32, or BF16 on an accelerator (k and v then point at 16-bit
+ * elements and must be cast); the CPU backend is only ever given F32. */
 typedef struct llm_kv_view {
     float *k, *v;
     int32_t n_head_kv, head_dim, block_size;
+    llm_dtype dtype;
 } llm_kv_view;
 
 typedef struct llm_backend llm_backend;
@@ -82,6 +84,15 @@ typedef struct llm_backend_ops {
      * depend on T (batch invariance: prefill and decode give the same numbers). */
     void (*matmul)(llm_backend *be, float *out, const float *x, const llm_tensor *w, const llm_tensor *bias,
                    int n);
+    /* outs[i][T][M_i] = x[T][K] · ws[i]ᵀ (+ biases[i]) for n <= 3 weights of one dtype sharing the input
+     * (q, k, v): each exactly as matmul computes it, in as few passes as the backend can. A bias may be
+     * NULL. */
+    void (*matmul_multi)(llm_backend *be, int n, float *const outs[], const float *x, const llm_tensor *const ws[],
+                         const llm_tensor *const biases[], int n_tokens);
+    /* out[T][F] = silu(x Wgᵀ + bg) * (x Wuᵀ + bu): exactly matmul, matmul, swiglu, fused where the backend
+     * can; scratch[T][F] may be overwritten. Biases may be NULL. */
+    void (*matmul_swiglu)(llm_backend *be, float *out, float *scratch, const float *x, const llm_tensor *w_gate,
+                          const llm_tensor *b_gate, const llm_tensor *w_up, const llm_tensor *b_up, int n_tokens);
     /* cos/sin[T][half] for the given positions: angle = pos * inv_freq[i] (inv_freq: host, [half]) */
     void (*rope_table)(llm_backend *be, float *cos_out, float *sin_out, const int32_t *pos, int n,
                        const float *inv_freq, int half);
@@ -123,11 +134,15 @@ typedef struct llm_backend_config {
     int n_head, head_dim;      /* attention shape */
     int max_blocks_per_seq;    /* block-table length of one sequence */
     int max_seqs;              /* sequences in one pass */
+    /* CPU: kernel level (llm_cpu_level of backend/cpu/cpu_features.h): 0 = the reference kernels (what a
+     * zeroed config gets), -1 = the best this CPU runs. A level the CPU lacks makes the create fail. */
+    int cpu_level;
 } llm_backend_config;
 
 /* The CUDA backend: see backend/cuda/cuda_backend.h. */
 
-/* The CPU reference backend. NULL on allocation failure. */
+/* The CPU backend (reference or fast kernels, per cfg->cpu_level). NULL on allocation failure or when
+ * the CPU cannot run cfg->cpu_level (check with llm_cpu_level_supported first to say why). */
 llm_backend *llm_backend_cpu_create(const llm_backend_config *cfg);
 
 #endif

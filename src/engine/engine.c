@@ -61,6 +61,7 @@ llm_engine_params llm_engine_default_params(void) {
     p.n_seq_max = 16;
     p.kv_block_size = 16;
     p.max_batch_tokens = 256;
+    p.kv_dtype = LLM_DTYPE_COUNT; /* the engine's pick */
     return p;
 }
 
@@ -144,7 +145,15 @@ static llm_status plan_engine(const llm_model *model, const llm_engine_params *p
         return llm_fail(err, LLM_ERR_INVALID_ARGUMENT, "kv_budget_tokens %lld is negative",
                         (long long)p.kv_budget_tokens);
 
-    const uint64_t kv_per_token = llm_kv_bytes(hp->n_layer, hp->n_head_kv, hp->head_dim, 1, 1);
+    if (p.kv_dtype == LLM_DTYPE_COUNT) p.kv_dtype = llm_model_default_kv_dtype(model);
+    if (p.kv_dtype != LLM_DTYPE_F32 && p.kv_dtype != LLM_DTYPE_BF16)
+        return llm_fail(err, LLM_ERR_INVALID_ARGUMENT, "kv_dtype %s: the KV cache is F32 or BF16",
+                        llm_dtype_name(p.kv_dtype));
+    if (p.kv_dtype == LLM_DTYPE_BF16 && model->backend != LLM_BACKEND_CUDA)
+        return llm_fail(err, LLM_ERR_UNSUPPORTED,
+                        "kv_dtype BF16 needs the cuda backend (the %s backend keeps the KV cache in F32)",
+                        llm_backend_name(model->backend));
+    const uint64_t kv_per_token = llm_kv_bytes(hp->n_layer, hp->n_head_kv, hp->head_dim, 1, 1, p.kv_dtype);
     int64_t budget = p.kv_budget_tokens;
     if (p.kv_budget_bytes) {
         uint64_t from_bytes = p.kv_budget_bytes / kv_per_token;
@@ -165,7 +174,8 @@ static llm_status plan_engine(const llm_model *model, const llm_engine_params *p
     plan->logits_chunk = p.max_batch_tokens < 64 ? p.max_batch_tokens : 64;
     plan->n_threads = model->n_threads;
     plan->max_row = max3(hp->n_embd, (int64_t)hp->n_head * hp->head_dim, hp->n_ff);
-    plan->kv_bytes = llm_kv_bytes(hp->n_layer, hp->n_head_kv, hp->head_dim, p.kv_block_size, plan->n_blocks);
+    plan->kv_bytes =
+        llm_kv_bytes(hp->n_layer, hp->n_head_kv, hp->head_dim, p.kv_block_size, plan->n_blocks, p.kv_dtype);
     plan->scratch_bytes = llm_forward_arena_bytes(hp, p.max_batch_tokens, plan->logits_chunk) +
                           (uint64_t)plan->n_threads * (uint64_t)plan->max_row * 4u * sizeof(float);
     plan->footprint = model->weight_bytes + plan->kv_bytes + plan->scratch_bytes;
@@ -190,6 +200,7 @@ static void plan_info(const engine_plan *plan, llm_engine_info *info) {
     info->kv_blocks_total = plan->n_blocks;
     info->max_batch_tokens = plan->p.max_batch_tokens;
     info->kv_bytes = plan->kv_bytes;
+    info->kv_dtype = plan->p.kv_dtype;
     info->scratch_bytes = plan->scratch_bytes;
     info->footprint_bytes = plan->footprint;
 }
@@ -250,14 +261,28 @@ llm_status llm_engine_create(llm_model *model, const llm_engine_params *params, 
             goto fail;
         }
     } else {
+        /* the kernel level: checked here so that a forced level this CPU lacks says what it lacks */
+        char why[192] = "";
+        const llm_cpu_kernels ck = llm_cpu_kernels_resolve(model->params.cpu_kernels, why, sizeof why);
+        if (ck == LLM_CPU_KERNELS_AUTO) {
+            st = llm_fail(err, (int)model->params.cpu_kernels < 0 || model->params.cpu_kernels > LLM_CPU_KERNELS_AVX512
+                                   ? LLM_ERR_INVALID_ARGUMENT
+                                   : LLM_ERR_UNSUPPORTED,
+                          "cannot create the cpu backend: %s", why);
+            goto fail;
+        }
+        bc.cpu_level = (int)ck - 1; /* llm_cpu_kernels is llm_cpu_level + 1 */
         e->be = llm_backend_cpu_create(&bc);
+        if (e->be)
+            llm_log(&model->log, LLM_LOG_INFO, "engine: cpu kernels %s (asked: %s)", llm_cpu_kernels_name(ck),
+                    llm_cpu_kernels_name(model->params.cpu_kernels));
     }
     if (!e->be) {
         st = llm_fail(err, LLM_ERR_OUT_OF_MEMORY, "cannot create the cpu backend with %d threads", n_threads);
         goto fail;
     }
     if ((st = llm_kv_init(&e->kv, e->be, hp->n_layer, hp->n_head_kv, hp->head_dim, p.kv_block_size,
-                          n_blocks))) {
+                          n_blocks, p.kv_dtype))) {
         char a[32];
         llm_fail(err, st, "cannot allocate the KV cache (%s)", llm_format_bytes(kv_bytes, a, sizeof a));
         goto fail;

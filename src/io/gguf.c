@@ -1028,7 +1028,8 @@ llm_status llm_gguf_writer_add_tensor(llm_gguf_writer *w, const char *name, uint
     for (size_t i = 0; i < w->n_tensors; i++)
         if (strcmp(w->tensors[i].name, name) == 0)
             return llm_fail(err, LLM_ERR_INVALID_ARGUMENT, "%s: duplicate tensor '%s'", w->path, name);
-    if (type != LLM_GGML_F32 && type != LLM_GGML_F16 && type != LLM_GGML_BF16 && type != LLM_GGML_Q8_0)
+    if (type != LLM_GGML_F32 && type != LLM_GGML_F16 && type != LLM_GGML_BF16 && type != LLM_GGML_Q8_0 &&
+        type != LLM_GGML_Q4_K)
         return llm_fail(err, LLM_ERR_UNSUPPORTED, "%s: tensor '%s': the writer does not support ggml type %u",
                         w->path, name, type);
     if (n_dims < 1 || n_dims > LLM_GGUF_MAX_DIMS || !dims)

@@ -152,7 +152,8 @@ llm_status llm_gguf_writer_add_i32_array(llm_gguf_writer *w, const char *key, co
                                          llm_error *err);
 llm_status llm_gguf_writer_add_f32_array(llm_gguf_writer *w, const char *key, const float *values, size_t n,
                                          llm_error *err);
-/* type: F32, F16, BF16 or Q8_0; dims in GGUF order (dims[0] fastest, a multiple of 32 for Q8_0);
+/* type: F32, F16, BF16, Q8_0 or Q4_K; dims in GGUF order (dims[0] fastest, a multiple of the block: 32 for
+ * Q8_0, 256 for Q4_K);
  * n_bytes must equal the size those dims need. data is borrowed until finish. */
 llm_status llm_gguf_writer_add_tensor(llm_gguf_writer *w, const char *name, uint32_t type, int n_dims,
                                       const uint64_t *dims, const void *data, size_t n_bytes, llm_error *err);

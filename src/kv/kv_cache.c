@@ -7,9 +7,9 @@
 #include "core/error.h"
 
 uint64_t llm_kv_bytes(int32_t n_layer, int32_t n_head_kv, int32_t head_dim, int32_t block_size,
-                      int32_t n_blocks) {
+                      int32_t n_blocks, llm_dtype dtype) {
     return 2ull * (uint64_t)n_layer * (uint64_t)n_blocks * (uint64_t)n_head_kv * (uint64_t)block_size *
-           (uint64_t)head_dim * sizeof(float);
+           (uint64_t)head_dim * llm_kv_elem_bytes(dtype);
 }
 
 /* splitmix64's finalizer: every input bit affects every output bit. */
@@ -29,14 +29,15 @@ uint64_t llm_kv_default_hash(uint64_t parent, const int32_t *tokens, int32_t n) 
 }
 
 llm_status llm_kv_init(llm_kv_cache *kv, llm_backend *be, int32_t n_layer, int32_t n_head_kv,
-                       int32_t head_dim, int32_t block_size, int32_t n_blocks) {
+                       int32_t head_dim, int32_t block_size, int32_t n_blocks, llm_dtype dtype) {
     memset(kv, 0, sizeof *kv);
+    kv->dtype = dtype;
     kv->n_layer = n_layer;
     kv->n_head_kv = n_head_kv;
     kv->head_dim = head_dim;
     kv->block_size = block_size;
     kv->n_blocks = n_blocks;
-    const size_t half = (size_t)(llm_kv_bytes(n_layer, n_head_kv, head_dim, block_size, n_blocks) / 2);
+    const size_t half = (size_t)(llm_kv_bytes(n_layer, n_head_kv, head_dim, block_size, n_blocks, dtype) / 2);
     const size_t nb = (size_t)n_blocks;
     uint32_t map_size = 16;
     while (map_size < 2 * (uint32_t)n_blocks) map_size *= 2;
@@ -220,12 +221,13 @@ int32_t llm_kv_block_cow(llm_kv_cache *kv, llm_backend *be, int32_t b) {
     LLM_ASSERT(b >= 0 && b < kv->n_blocks && kv->refcount[b] > 0);
     const int32_t nb = llm_kv_block_alloc(kv);
     if (nb < 0) return -1;
-    const size_t block_floats = (size_t)kv->n_head_kv * kv->block_size * kv->head_dim;
-    const size_t per_layer = (size_t)kv->n_blocks * block_floats;
+    const size_t block_bytes =
+        (size_t)kv->n_head_kv * kv->block_size * kv->head_dim * llm_kv_elem_bytes(kv->dtype);
+    const size_t per_layer = (size_t)kv->n_blocks * block_bytes;
     for (int32_t l = 0; l < kv->n_layer; l++) {
-        const size_t off_dst = per_layer * l + block_floats * nb, off_src = per_layer * l + block_floats * b;
-        be->ops->copy(be, kv->k + off_dst, kv->k + off_src, block_floats * sizeof(float));
-        be->ops->copy(be, kv->v + off_dst, kv->v + off_src, block_floats * sizeof(float));
+        const size_t off_dst = per_layer * l + block_bytes * nb, off_src = per_layer * l + block_bytes * b;
+        be->ops->copy(be, kv->k + off_dst, kv->k + off_src, block_bytes);
+        be->ops->copy(be, kv->v + off_dst, kv->v + off_src, block_bytes);
     }
     llm_kv_block_unref(kv, b);
     return nb;

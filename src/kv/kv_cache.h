@@ -35,7 +35,8 @@ typedef uint64_t (*llm_kv_hash_fn)(uint64_t parent, const int32_t *tokens, int32
 
 typedef struct llm_kv_cache {
     int32_t n_layer, n_head_kv, head_dim, block_size, n_blocks;
-    float *k, *v;       /* backend memory, [n_layer][n_blocks][n_head_kv][block_size][head_dim] */
+    llm_dtype dtype;    /* F32 or BF16 (accelerators) */
+    char *k, *v;        /* backend memory, [n_layer][n_blocks][n_head_kv][block_size][head_dim] of dtype */
     int32_t *free_list; /* stack of free block ids */
     int32_t n_free;
     uint16_t *refcount; /* [n_blocks] */
@@ -55,13 +56,18 @@ typedef struct llm_kv_cache {
     uint64_t n_evictions;
 } llm_kv_cache;
 
+/* Bytes of one element of a KV cache of dtype (F32: 4, BF16: 2). */
+static inline size_t llm_kv_elem_bytes(llm_dtype dtype) {
+    return dtype == LLM_DTYPE_F32 ? 4 : 2;
+}
+
 /* Bytes of K+V storage for n_blocks blocks. */
 uint64_t llm_kv_bytes(int32_t n_layer, int32_t n_head_kv, int32_t head_dim, int32_t block_size,
-                      int32_t n_blocks);
+                      int32_t n_blocks, llm_dtype dtype);
 
 /* Allocates storage through the backend. Returns LLM_ERR_OUT_OF_MEMORY on failure (cache left empty). */
 llm_status llm_kv_init(llm_kv_cache *kv, llm_backend *be, int32_t n_layer, int32_t n_head_kv,
-                       int32_t head_dim, int32_t block_size, int32_t n_blocks);
+                       int32_t head_dim, int32_t block_size, int32_t n_blocks, llm_dtype dtype);
 void llm_kv_release(llm_kv_cache *kv, llm_backend *be);
 
 /* A block with refcount 1: a free one, else the least recently used cached one (evicted), else -1. */
@@ -107,9 +113,10 @@ int llm_kv_check(const llm_kv_cache *kv, char *msg, size_t cap);
 
 /* The view of one layer that the attention ops take. */
 static inline llm_kv_view llm_kv_layer(const llm_kv_cache *kv, int32_t layer) {
-    const size_t per_layer = (size_t)kv->n_blocks * kv->n_head_kv * kv->block_size * kv->head_dim;
-    llm_kv_view v = {kv->k + per_layer * layer, kv->v + per_layer * layer, kv->n_head_kv, kv->head_dim,
-                     kv->block_size};
+    const size_t per_layer =
+        (size_t)kv->n_blocks * kv->n_head_kv * kv->block_size * kv->head_dim * llm_kv_elem_bytes(kv->dtype);
+    llm_kv_view v = {(float *)(void *)(kv->k + per_layer * layer), (float *)(void *)(kv->v + per_layer * layer),
+                     kv->n_head_kv, kv->head_dim, kv->block_size, kv->dtype};
     return v;
 }
 

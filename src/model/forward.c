@@ -103,9 +103,15 @@ static void layer_forward(llm_forward *f, const llm_layer_weights *L, int il, co
     const llm_kv_view kv = llm_kv_layer(f->kv, il);
 
     /* attention block (xn[T][D] = rmsnorm(x) already) */
-    op->matmul(be, f->q, f->xn, &L->wq, opt(&L->bq), T); /* q[T][H*hd] */
-    op->matmul(be, f->k, f->xn, &L->wk, opt(&L->bk), T); /* k[T][KV*hd] */
-    op->matmul(be, f->v, f->xn, &L->wv, opt(&L->bv), T); /* v[T][KV*hd] */
+    { /* q[T][H*hd], k[T][KV*hd], v[T][KV*hd]: three projections of xn, in one op */
+        float *const outs[3] = {f->q, f->k, f->v};
+        const llm_tensor *const ws[3] = {&L->wq, &L->wk, &L->wv};
+        const llm_tensor *const bs[3] = {opt(&L->bq), opt(&L->bk), opt(&L->bv)};
+        if (L->wq.dtype == L->wk.dtype && L->wq.dtype == L->wv.dtype)
+            op->matmul_multi(be, 3, outs, f->xn, ws, bs, T);
+        else
+            for (int i = 0; i < 3; i++) op->matmul(be, outs[i], f->xn, ws[i], bs[i], T);
+    }
     if (hp->qk_norm) {                                   /* per-head norms, before RoPE */
         op->rmsnorm(be, f->q, f->q, &L->q_norm, T * H, hd, eps);
         op->rmsnorm(be, f->k, f->k, &L->k_norm, T * KV, hd, eps);
@@ -119,9 +125,14 @@ static void layer_forward(llm_forward *f, const llm_layer_weights *L, int il, co
     op->add_rmsnorm(be, f->xn, f->x, f->xn, &L->ffn_norm, T, D, eps);
 
     /* feed-forward block */
-    op->matmul(be, f->gate, f->xn, &L->w_gate, opt(&L->b_gate), T); /* gate[T][F] */
-    op->matmul(be, f->up, f->xn, &L->w_up, opt(&L->b_up), T);       /* up[T][F] */
-    op->swiglu(be, f->gate, f->gate, f->up, (size_t)T * F);         /* gate[T][F] = silu(gate) * up */
+    /* gate[T][F] = silu(xn Wgate) * (xn Wup)   (up[T][F]: scratch) */
+    if (L->w_gate.dtype == L->w_up.dtype) {
+        op->matmul_swiglu(be, f->gate, f->up, f->xn, &L->w_gate, opt(&L->b_gate), &L->w_up, opt(&L->b_up), T);
+    } else {
+        op->matmul(be, f->gate, f->xn, &L->w_gate, opt(&L->b_gate), T);
+        op->matmul(be, f->up, f->xn, &L->w_up, opt(&L->b_up), T);
+        op->swiglu(be, f->gate, f->gate, f->up, (size_t)T * F);
+    }
     op->matmul(be, f->xn, f->gate, &L->w_down, opt(&L->b_down), T); /* xn[T][D] */
     if (next_norm) /* x[T][D] += ffn output; xn[T][D] = rmsnorm(x) for the next layer */
         op->add_rmsnorm(be, f->xn, f->x, f->xn, next_norm, T, D, eps);

@@ -9,6 +9,7 @@
 #include "core/fileutil.h"
 #include "core/json.h"
 #include "backend/cuda/cuda_backend.h"
+#include "model/model_gguf.h"
 #include "model/model_internal.h"
 
 #define LLM_INDEX_MAX_BYTES (64u * 1024u * 1024u)
@@ -42,6 +43,7 @@ void llm_model_free(llm_model *model) {
     for (int i = 0; i < model->n_files; i++) llm_st_close(&model->files[i]);
     free(model->files);
     llm_strmap_free(&model->tensor_index);
+    llm_gguf_close(model->gguf);
     for (int i = 0; i < model->n_owned; i++) free(model->owned[i]);
     free(model->owned);
     free(model->w.layers);
@@ -460,20 +462,53 @@ static void prefetch_weights(llm_model *m) {
     }
 }
 
-static llm_status load(const char *dir, const llm_model_params *params, llm_model **out, llm_error *err) {
+/* A GGUF file is read through once page by page (the safetensors path prefetches its maps the same
+ * way), with progress from 0.05 to `to`. */
+static void prefetch_gguf(llm_model *m, double to) {
+    const llm_gguf *g = m->gguf;
+    uint64_t total = 0, done = 0;
+    for (size_t i = 0; i < llm_gguf_tensor_count(g); i++) total += llm_gguf_tensor_at(g, i)->n_bytes;
+    volatile unsigned char sink = 0;
+    for (size_t i = 0; i < llm_gguf_tensor_count(g); i++) {
+        const llm_gguf_tensor *t = llm_gguf_tensor_at(g, i);
+        const unsigned char *p = t->data;
+        for (uint64_t off = 0; off < t->n_bytes; off += 4096) sink ^= p[off];
+        done += t->n_bytes;
+        llm_model_progress(m, 0.05 + (to - 0.05) * (double)done / (double)(total ? total : 1));
+    }
+    (void)sink;
+}
+
+static llm_status load(const char *path, const llm_model_params *params, llm_model **out, llm_error *err) {
     llm_model *m = NULL;
     llm_status st = llm_model_new(params, &m, err);
     if (st != LLM_OK) return st;
     llm_model_progress(m, 0);
 
-    st = llm_hparams_load(dir, &m->hp, err);
-    if (st == LLM_OK && m->hp.head_dim > 512)
-        st = llm_fail(err, LLM_ERR_UNSUPPORTED, "head_dim %d is larger than the supported 512",
-                      m->hp.head_dim);
-    if (st == LLM_OK) st = open_weights(m, dir, err);
-    if (st == LLM_OK) st = bind_all(m, err);
-    if (st == LLM_OK) st = llm_model_load_text(m, dir, err);
-    if (st == LLM_OK && m->weight_bytes > m->memory_limit) {
+    /* a GGUF file, or a directory holding exactly one (and no safetensors), else a Hugging Face dir */
+    char gguf_path[4096];
+    int gguf = llm_path_is_gguf(path);
+    if (gguf)
+        snprintf(gguf_path, sizeof gguf_path, "%s", path);
+    else if (llm_dir_single_gguf(path, gguf_path, sizeof gguf_path, err))
+        gguf = 1;
+    else if (err && err->status == LLM_ERR_INVALID_ARGUMENT)
+        st = err->status; /* several .gguf files: ambiguous */
+    const int quantize = m->params.quantize != LLM_QUANTIZE_NONE;
+    if (st == LLM_OK && gguf) {
+        st = llm_model_load_gguf(m, gguf_path, err);
+    } else if (st == LLM_OK) {
+        st = llm_hparams_load(path, &m->hp, err);
+        if (st == LLM_OK && m->hp.head_dim > LLM_MAX_HEAD_DIM)
+            st = llm_fail(err, LLM_ERR_UNSUPPORTED, "head_dim %d is larger than the supported %d",
+                          m->hp.head_dim, LLM_MAX_HEAD_DIM);
+        if (st == LLM_OK) st = open_weights(m, path, err);
+        if (st == LLM_OK) st = bind_all(m, err);
+        if (st == LLM_OK) st = llm_model_load_text(m, path, err);
+    }
+    /* quantizing reads the float weights once and keeps only the quantized copy, so the limit applies
+     * to that (checked in llm_model_quantize_weights) */
+    if (st == LLM_OK && !quantize && m->weight_bytes > m->memory_limit) {
         char a[32], b[32];
         st = llm_fail(err, LLM_ERR_MEMORY_LIMIT, "weights need %s, more than the memory limit of %s",
                       llm_format_bytes(m->weight_bytes, a, sizeof a),
@@ -484,8 +519,15 @@ static llm_status load(const char *dir, const llm_model_params *params, llm_mode
         return st;
     }
     llm_model_progress(m, 0.05);
-    if (m->params.progress_fn && m->backend == LLM_BACKEND_CPU) prefetch_weights(m);
-    st = llm_model_place_weights(m, err); /* the GPU upload reads the mmap itself, with progress */
+    if (quantize) {
+        st = llm_model_quantize_weights(m, 0.05, err); /* reads every weight: no separate prefetch */
+    } else if (m->params.progress_fn && m->backend == LLM_BACKEND_CPU) {
+        if (m->gguf)
+            prefetch_gguf(m, 1.0);
+        else
+            prefetch_weights(m);
+    }
+    if (st == LLM_OK) st = llm_model_place_weights(m, err); /* the GPU upload reads the mmap itself */
     if (st != LLM_OK) {
         llm_model_free(m);
         return st;
@@ -494,8 +536,8 @@ static llm_status load(const char *dir, const llm_model_params *params, llm_mode
     char wb[32];
     llm_log(&m->log, LLM_LOG_INFO,
             "loaded %s from %s: %d layers, %llu parameters, %s of weights in %d file(s)", m->hp.architecture,
-            dir, m->hp.n_layer, (unsigned long long)m->n_params,
-            llm_format_bytes(m->weight_bytes, wb, sizeof wb), m->n_files);
+            path, m->hp.n_layer, (unsigned long long)m->n_params,
+            llm_format_bytes(m->weight_bytes, wb, sizeof wb), m->gguf ? 1 : m->n_files);
     *out = m;
     return LLM_OK;
 }
@@ -509,7 +551,7 @@ llm_status llm_model_load(const char *dir, const llm_model_params *params, llm_m
     llm_error_clear(&e);
     llm_status st;
     if (!dir)
-        st = llm_fail(&e, LLM_ERR_INVALID_ARGUMENT, "model directory is NULL");
+        st = llm_fail(&e, LLM_ERR_INVALID_ARGUMENT, "model path is NULL");
     else
         st = load(dir, params, out, &e);
     if (st != LLM_OK && err && err_cap) snprintf(err, err_cap, "%s", e.msg);
@@ -531,7 +573,10 @@ void llm_model_get_info(const llm_model *m, llm_model_info *info) {
     info->n_ctx_train = hp->n_ctx_train;
     info->rope_theta = hp->rope_theta;
     snprintf(info->rope_type, sizeof info->rope_type, "%s",
-             hp->rope_kind == LLM_ROPE_LLAMA3 ? "llama3" : "default");
+             hp->rope_kind == LLM_ROPE_LLAMA3         ? "llama3"
+             : hp->rope_kind == LLM_ROPE_FREQ_FACTORS ? "freq_factors"
+             : hp->rope_kind == LLM_ROPE_LINEAR       ? "linear"
+                                                      : "default");
     info->rms_norm_eps = hp->rms_norm_eps;
     info->tied_embeddings = hp->tied_embeddings;
     info->has_qkv_bias = hp->qkv_bias;
@@ -545,8 +590,8 @@ void llm_model_get_info(const llm_model *m, llm_model_info *info) {
     info->n_tensors = m->n_tensors;
     info->weight_bytes = m->weight_bytes;
     memcpy(info->bytes_by_dtype, m->bytes_by_dtype, sizeof info->bytes_by_dtype);
-    info->kv_bytes_per_token =
-        (uint64_t)hp->n_layer * 2u * (uint64_t)hp->n_head_kv * (uint64_t)hp->head_dim * 4u;
+    info->kv_bytes_per_token = (uint64_t)hp->n_layer * 2u * (uint64_t)hp->n_head_kv * (uint64_t)hp->head_dim *
+                               (llm_model_default_kv_dtype(m) == LLM_DTYPE_F32 ? 4u : 2u);
     info->backend = m->backend;
     snprintf(info->backend_reason, sizeof info->backend_reason, "%s", m->backend_reason);
     info->n_threads = m->n_threads;

@@ -4,6 +4,7 @@
 
 #include "core/error.h"
 #include "core/strmap.h"
+#include "io/gguf.h"
 #include "io/safetensors.h"
 #include "model/hparams.h"
 #include "model/weights.h"
@@ -18,6 +19,7 @@ struct llm_model {
     llm_st_file *files; /* the mapped safetensors files */
     int n_files;
     llm_strmap tensor_index; /* name -> TI_MAKE(file, index within file), see model.c */
+    llm_gguf *gguf;          /* a GGUF model file (model_gguf.c): tensors point into its map; or NULL */
 
     llm_weights w;
     void **owned; /* aligned copies of tensors whose data was misaligned in the file */
@@ -59,6 +61,9 @@ llm_status llm_model_new(const llm_model_params *params, llm_model **out, llm_er
  * m->backend and m->backend_reason; an unavailable explicit request is LLM_ERR_BACKEND_UNAVAILABLE. */
 llm_status llm_model_choose_backend(llm_model *m, llm_backend_kind requested, llm_error *err);
 
+/* The KV cache type an engine picks by default for m (F32: see model_device.c for why not BF16 yet). */
+llm_dtype llm_model_default_kv_dtype(const llm_model *m);
+
 /* After binding: uploads every tensor to the backend's memory when it is not the host (CUDA) and
  * points the tensors there. No-op on the CPU. */
 llm_status llm_model_place_weights(llm_model *m, llm_error *err);
@@ -68,6 +73,15 @@ void llm_model_progress(const llm_model *m, double fraction);
 
 /* model_text.c: the tokenizer and chat template that come with a model directory. */
 llm_status llm_model_load_text(llm_model *m, const char *dir, llm_error *err);
+/* Parses m->tokenizer's chat template (if any) into m->chat_template. A template that does not parse
+ * leaves the model usable: the reason, prefixed with `where`, is kept and logged. Always LLM_OK. */
+llm_status llm_model_parse_chat_template(llm_model *m, const char *where);
+
+/* model_quant.c: quantizes every 2-D weight matrix to m->params.quantize (see llamac.h) into owned
+ * memory, reporting progress from `from` to 1; recomputes the byte accounting. No-op for NONE. */
+llm_status llm_model_quantize_weights(llm_model *m, double from, llm_error *err);
+/* Recomputes m->weight_bytes and m->bytes_by_dtype from the bound tensors (each distinct one once). */
+void llm_model_recount_bytes(llm_model *m);
 void llm_model_free_text(llm_model *m);
 
 #endif

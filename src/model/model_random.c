@@ -17,6 +17,7 @@
 #include "core/arena.h"
 #include "core/fileutil.h"
 #include "core/half.h"
+#include "core/quant.h"
 #include "core/threadpool.h"
 #include "model/model_internal.h"
 
@@ -177,6 +178,7 @@ typedef struct fill_ctx {
     llm_dtype dtype;
     uint64_t seed;
     uint64_t total_elems;
+    double progress_scale; /* the fill's share of the progress (the rest: quantizing) */
     _Atomic size_t next;
     _Atomic uint64_t done;
 } fill_ctx;
@@ -256,12 +258,12 @@ static void fill_task(void *arg, int ith, int nth) {
         fill_job_run(c, j);
         const uint64_t done = atomic_fetch_add(&c->done, c->jobs[j].n) + c->jobs[j].n;
         if (ith == 0)
-            llm_model_progress(c->m, (double)done / (double)c->total_elems); /* the caller's thread */
+            llm_model_progress(c->m, c->progress_scale * (double)done / (double)c->total_elems); /* caller */
     }
 }
 
 static llm_status fill(llm_model *m, const random_tensor *tensors, size_t n_tensors, llm_dtype dtype,
-                       uint64_t seed, llm_error *err) {
+                       uint64_t seed, double progress_scale, llm_error *err) {
     size_t n_jobs = 0;
     uint64_t total = 0;
     for (size_t i = 0; i < n_tensors; i++) {
@@ -282,7 +284,8 @@ static llm_status fill(llm_model *m, const random_tensor *tensors, size_t n_tens
                   .n_jobs = n_jobs,
                   .dtype = dtype,
                   .seed = seed,
-                  .total_elems = total ? total : 1};
+                  .total_elems = total ? total : 1,
+                  .progress_scale = progress_scale};
     atomic_init(&c.next, 0);
     atomic_init(&c.done, 0);
     llm_threadpool *pool = m->n_threads > 1 ? llm_threadpool_create(m->n_threads) : NULL;
@@ -318,13 +321,20 @@ static llm_status create(const char *name, llm_dtype dtype, uint64_t seed, const
                         name ? name : "(null)", list);
     }
     if ((int)dtype < 0 || dtype >= LLM_DTYPE_COUNT)
-        return llm_fail(err, LLM_ERR_INVALID_ARGUMENT, "unknown dtype %d (expected F32, F16 or BF16)",
-                        (int)dtype);
+        return llm_fail(err, LLM_ERR_INVALID_ARGUMENT,
+                        "unknown dtype %d (expected F32, F16, BF16, Q8_0 or Q4_K)", (int)dtype);
     const double t0 = seconds();
     llm_model *m = NULL;
     llm_status st = llm_model_new(params, &m, err);
     if (st != LLM_OK) return st;
     llm_model_progress(m, 0);
+    /* quantized dtypes: BF16 weights made as usual, then quantized as a load with that option would
+     * (norms stay BF16); the quantization releases the BF16 pages as it goes */
+    const llm_dtype requested = dtype;
+    if (llm_dtype_is_quant(dtype)) {
+        m->params.quantize = dtype == LLM_DTYPE_Q4_K ? LLM_QUANTIZE_Q4_K : LLM_QUANTIZE_Q8_0;
+        dtype = LLM_DTYPE_BF16;
+    }
     fill_hparams(p, dtype, &m->hp);
 
     /* pass 1: lay out and count, allocating nothing large */
@@ -372,7 +382,9 @@ static llm_status create(const char *name, llm_dtype dtype, uint64_t seed, const
         st = llm_model_bind(m, &r.base, err);
         LLM_ASSERT(st != LLM_OK || (r.offset == block_bytes && r.n_tensors == n_tensors));
     }
-    if (st == LLM_OK) st = fill(m, tensors, (size_t)n_tensors, dtype, seed, err);
+    const int quantize = m->params.quantize != LLM_QUANTIZE_NONE;
+    if (st == LLM_OK) st = fill(m, tensors, (size_t)n_tensors, dtype, seed, quantize ? 0.5 : 1.0, err);
+    if (st == LLM_OK && quantize) st = llm_model_quantize_weights(m, 0.5, err);
     if (st == LLM_OK) st = llm_model_place_weights(m, err);
     free(tensors);
     if (st != LLM_OK) {
@@ -385,7 +397,7 @@ static llm_status create(const char *name, llm_dtype dtype, uint64_t seed, const
         &m->log, LLM_LOG_INFO,
         "built random-weight %s (%s): %d layers, %llu parameters, %s of %s weights in %.2f s on %d threads",
         p->name, m->hp.architecture, m->hp.n_layer, (unsigned long long)m->n_params,
-        llm_format_bytes(m->weight_bytes, wb, sizeof wb), llm_dtype_name(dtype), seconds() - t0,
+        llm_format_bytes(m->weight_bytes, wb, sizeof wb), llm_dtype_name(requested), seconds() - t0,
         m->n_threads);
     *out = m;
     return LLM_OK;

@@ -19,13 +19,19 @@ llm_status llm_model_load_text(llm_model *m, const char *dir, llm_error *err) {
     char msg[LLM_ERROR_CAP];
     llm_status st = llm_tokenizer_load(dir, &tp, &m->tokenizer, msg, sizeof msg);
     if (st != LLM_OK) return llm_fail(err, st, "%s", msg);
-    const char *src = llm_tokenizer_chat_template(m->tokenizer);
+    return llm_model_parse_chat_template(m, dir);
+}
+
+llm_status llm_model_parse_chat_template(llm_model *m, const char *where) {
+    const char *src = m->tokenizer ? llm_tokenizer_chat_template(m->tokenizer) : NULL;
     if (!src) return LLM_OK;
     /* A template we cannot parse does not stop the model from loading: raw prompts still work, and the
      * reason is kept for whoever asks for a chat render. */
-    st = llm_chat_template_parse(src, strlen(src), &m->chat_template, msg, sizeof msg);
+    char msg[LLM_ERROR_CAP];
+    llm_status st = llm_chat_template_parse(src, strlen(src), &m->chat_template, msg, sizeof msg);
     if (st != LLM_OK) {
-        snprintf(m->chat_template_error, sizeof m->chat_template_error, "chat template of %s: %s", dir, msg);
+        snprintf(m->chat_template_error, sizeof m->chat_template_error, "chat template of %s: %s", where,
+                 msg);
         llm_log(&m->log, LLM_LOG_WARN, "%s", m->chat_template_error);
     }
     return LLM_OK;

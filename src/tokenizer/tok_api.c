@@ -195,6 +195,7 @@ static llm_tokenizer *new_tokenizer(const llm_tokenizer_params *params) {
     t->log.level = p.log_level;
     for (int k = 0; k < 4; k++) t->special_ids[k] = -1;
     t->unk_id = -1;
+    t->eot_id = -1;
     return t;
 }
 

@@ -26,6 +26,10 @@ tok_fast_split tok_fast_split_detect(const char *pattern, size_t len) {
     return TOK_FAST_NONE;
 }
 
+const char *tok_fast_split_pattern(tok_fast_split kind) {
+    return kind == TOK_FAST_LLAMA3 ? LLAMA3 : kind == TOK_FAST_QWEN2 ? QWEN2 : NULL;
+}
+
 /* ASCII classes: bit 1 letter, 2 digit, 4 white space (\t..\r and space), 8 \r or \n. */
 enum { C_L = 1, C_N = 2, C_S = 4, C_NL = 8 };
 

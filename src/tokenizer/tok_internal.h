@@ -451,6 +451,7 @@ struct llm_tokenizer {
     /* tokenizer_config.json / special_tokens_map.json */
     int32_t special_ids[4];
     char *chat_template;
+    int32_t eot_id; /* tokenizer.ggml.eot_token_id of a GGUF tokenizer (tok_gguf.c), else -1 */
 
     /* scratch, reused across calls: a tokenizer handle is not to be used from two threads at once */
     llm_strbuf buf[3];  /* base texts of the pipeline stages */
@@ -496,6 +497,9 @@ llm_status tok_split_added(llm_tokenizer *t, const tok_trie *trie, const char *b
 int tok_fast_split_matches(tok_fast_split kind, tok_regex *re, const char *s, size_t len, tok_matchvec *out);
 /* Recognizes the exact Llama-3 / Qwen2 pre-tokenizer patterns. */
 tok_fast_split tok_fast_split_detect(const char *pattern, size_t len);
+/* The pattern tok_fast_split_detect recognizes as kind (NULL for TOK_FAST_NONE); static storage. The GGUF
+ * reader (tok_gguf.c) rebuilds tokenizer.json's Split from it, so both agree by construction. */
+const char *tok_fast_split_pattern(tok_fast_split kind);
 
 /* Decoding (tok_decode.c): the token strings of ids, filtered as HF decode does. */
 int tok_piece(const llm_tokenizer *t, int32_t id, const char **s, size_t *len);

@@ -38,8 +38,9 @@ static int argmax(const float *x, int n) {
     return b;
 }
 
-static double fixture_error(llm_model *m, const tu_reference *ref, int max_batch) {
+static double fixture_error(llm_model *m, const tu_reference *ref, int max_batch, llm_dtype kv_dtype) {
     llm_engine_params ep = llm_engine_default_params();
+    ep.kv_dtype = kv_dtype;
     ep.n_ctx = ref->n_tokens + 8;
     ep.max_batch_tokens = max_batch;
     llm_engine *e = NULL;
@@ -78,11 +79,20 @@ static void fixtures(void) {
         llm_model_get_info(m, &mi);
         const int f32 = mi.bytes_by_dtype[LLM_DTYPE_F32] == mi.weight_bytes;
         const double gate = f32 ? 1e-4 : 3e-2;
-        const double err = fixture_error(m, &ref, 256), err_chunked = fixture_error(m, &ref, 7);
+        const double err = fixture_error(m, &ref, 256, LLM_DTYPE_COUNT),
+                     err_chunked = fixture_error(m, &ref, 7, LLM_DTYPE_COUNT);
         printf("%-20s %s weights: normalised error %.3g, chunked %.3g (gate %.0e)\n", names[f],
                f32 ? "f32" : "f16/bf16", err, err_chunked, gate);
         TU_CHECK(err >= 0 && err <= gate, "%s: CUDA logits vs HF %.3g > %.0e", names[f], err, gate);
         TU_CHECK(err_chunked >= 0 && err_chunked <= gate, "%s: chunked %.3g", names[f], err_chunked);
+        if (!f32) { /* the opt-in BF16 KV cache: the same gate as 16-bit weights */
+            const double e16 = fixture_error(m, &ref, 256, LLM_DTYPE_BF16),
+                         e16c = fixture_error(m, &ref, 7, LLM_DTYPE_BF16);
+            printf("%-20s bf16 KV cache: normalised error %.3g, chunked %.3g (gate %.0e)\n", names[f], e16, e16c,
+                   gate);
+            TU_CHECK(e16 >= 0 && e16 <= gate && e16c >= 0 && e16c <= gate, "%s: bf16 KV %.3g / %.3g", names[f],
+                     e16, e16c);
+        }
         llm_model_free(m);
         tu_free_reference(&ref);
     }

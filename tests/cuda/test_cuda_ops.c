@@ -115,6 +115,85 @@ static void test_matmul(void) {
         }
 }
 
+/* n floats of two GPU buffers equal bit for bit */
+static void gpu_same(const char *what, const void *a_dev, const void *b_dev, size_t n) {
+    float *a = malloc(n * sizeof *a), *b = malloc(n * sizeof *b);
+    gpu->ops->to_host(gpu, a, a_dev, n);
+    gpu->ops->to_host(gpu, b, b_dev, n);
+    const int same = memcmp(a, b, n * sizeof *a) == 0;
+    printf("  %-58s %s\n", what, same ? "bit-identical ok" : "DIFFER: FAIL");
+    if (!same) n_fail++;
+    TU_CHECK(same, "%s: fused and unfused results differ", what);
+    free(a);
+    free(b);
+}
+
+/* matmul_multi (q, k, v in one launch at decode sizes) and matmul_swiglu (gate, up and SwiGLU in one
+ * GEMV): vs the CPU, and bit-identical to the unfused GPU ops they replace */
+static void test_fused_matmuls(void) {
+    const int K = 1024, Ms[3] = {1024, 256, 256}, F = 2816, Ts[] = {1, 2, 4, 7};
+    const llm_dtype dts[] = {LLM_DTYPE_BF16, LLM_DTYPE_F32};
+    for (size_t d = 0; d < 2; d++)
+        for (size_t ti = 0; ti < 4; ti++) {
+            const int T = Ts[ti];
+            const llm_dtype dt = dts[d];
+            float *x = malloc((size_t)T * K * 4);
+            fill(x, (size_t)T * K, 1.0f);
+            twin tx = twin_new(x, (size_t)T * K * 4), tw[3], tb[3], to[3], tu[3];
+            llm_tensor wc[3], wg[3], bc[3], bg[3];
+            for (int i = 0; i < 3; i++) {
+                float *w = malloc((size_t)Ms[i] * K * 4), *b = malloc((size_t)Ms[i] * 4);
+                fill(w, (size_t)Ms[i] * K, 0.05f);
+                fill(b, (size_t)Ms[i], 0.5f);
+                void *wd = to_dtype(w, (size_t)Ms[i] * K, dt), *bd = to_dtype(b, (size_t)Ms[i], dt);
+                tw[i] = twin_new(wd, (size_t)Ms[i] * K * dt_size(dt));
+                tb[i] = twin_new(bd, (size_t)Ms[i] * dt_size(dt));
+                to[i] = twin_new(NULL, (size_t)T * Ms[i] * 4);
+                tu[i] = twin_new(NULL, (size_t)T * Ms[i] * 4);
+                wc[i] = (llm_tensor){tw[i].c, dt, Ms[i], K, "w"}, wg[i] = (llm_tensor){tw[i].g, dt, Ms[i], K, "w"};
+                bc[i] = (llm_tensor){tb[i].c, dt, 1, Ms[i], "b"}, bg[i] = (llm_tensor){tb[i].g, dt, 1, Ms[i], "b"};
+                free(w), free(b), free(wd), free(bd);
+            }
+            float *const oc[3] = {to[0].c, to[1].c, to[2].c}, *const og[3] = {to[0].g, to[1].g, to[2].g};
+            const llm_tensor *const wcp[3] = {&wc[0], &wc[1], &wc[2]}, *const wgp[3] = {&wg[0], &wg[1], &wg[2]};
+            const llm_tensor *const bcp[3] = {&bc[0], NULL, &bc[2]}, *const bgp[3] = {&bg[0], NULL, &bg[2]};
+            cpu->ops->matmul_multi(cpu, 3, oc, tx.c, wcp, bcp, T);
+            gpu->ops->matmul_multi(gpu, 3, og, tx.g, wgp, bgp, T);
+            for (int i = 0; i < 3; i++) gpu->ops->matmul(gpu, tu[i].g, tx.g, wgp[i], bgp[i], T);
+            char what[96];
+            for (int i = 0; i < 3; i++) {
+                snprintf(what, sizeof what, "matmul_multi %s [%d] M=%d T=%d", dname(dt), i, Ms[i], T);
+                compare(what, &to[i], (size_t)T * Ms[i], dt == LLM_DTYPE_F32 ? 1e-4 : 2e-2);
+                snprintf(what, sizeof what, "matmul_multi %s [%d] T=%d == matmul", dname(dt), i, T);
+                gpu_same(what, to[i].g, tu[i].g, (size_t)T * Ms[i]);
+            }
+            /* gate/up: F rows each, reusing buffers sized for F */
+            float *wgf = malloc((size_t)F * K * 4), *wuf = malloc((size_t)F * K * 4);
+            fill(wgf, (size_t)F * K, 0.05f);
+            fill(wuf, (size_t)F * K, 0.05f);
+            void *wgd = to_dtype(wgf, (size_t)F * K, dt), *wud = to_dtype(wuf, (size_t)F * K, dt);
+            twin tg = twin_new(wgd, (size_t)F * K * dt_size(dt)), tup = twin_new(wud, (size_t)F * K * dt_size(dt));
+            twin o1 = twin_new(NULL, (size_t)T * F * 4), s1 = twin_new(NULL, (size_t)T * F * 4),
+                 o2 = twin_new(NULL, (size_t)T * F * 4);
+            llm_tensor gc = {tg.c, dt, F, K, "gate"}, gg = {tg.g, dt, F, K, "gate"}, uc = {tup.c, dt, F, K, "up"},
+                       ug = {tup.g, dt, F, K, "up"};
+            cpu->ops->matmul_swiglu(cpu, o1.c, s1.c, tx.c, &gc, NULL, &uc, NULL, T);
+            gpu->ops->matmul_swiglu(gpu, o1.g, s1.g, tx.g, &gg, NULL, &ug, NULL, T);
+            snprintf(what, sizeof what, "matmul_swiglu %s F=%d T=%d", dname(dt), F, T);
+            compare(what, &o1, (size_t)T * F, dt == LLM_DTYPE_F32 ? 1e-4 : 2e-2);
+            gpu->ops->matmul(gpu, o2.g, tx.g, &gg, NULL, T);
+            gpu->ops->matmul(gpu, s1.g, tx.g, &ug, NULL, T);
+            gpu->ops->swiglu(gpu, o2.g, o2.g, s1.g, (size_t)T * F);
+            snprintf(what, sizeof what, "matmul_swiglu %s T=%d == matmul x2 + swiglu", dname(dt), T);
+            gpu_same(what, o1.g, o2.g, (size_t)T * F);
+            twin_free(&tg), twin_free(&tup), twin_free(&o1), twin_free(&s1), twin_free(&o2);
+            free(wgf), free(wuf), free(wgd), free(wud);
+            for (int i = 0; i < 3; i++) twin_free(&tw[i]), twin_free(&tb[i]), twin_free(&to[i]), twin_free(&tu[i]);
+            twin_free(&tx);
+            free(x);
+        }
+}
+
 static void test_small_ops(void) {
     const llm_dtype dts[] = {LLM_DTYPE_F32, LLM_DTYPE_F16, LLM_DTYPE_BF16};
     for (size_t d = 0; d < 3; d++) {
@@ -219,7 +298,13 @@ static void test_rope(void) {
 
 /* kv_write and paged attention over a ragged batch: prefill chunks and decode rows of several
  * sequences, shuffled block tables, GQA */
-static void test_attention(int n_head, int n_head_kv, int hd, int bs) {
+/* kv16: the GPU keeps a BF16 cache; the CPU reference gets the same values rounded to bf16 in its float
+ * cache (initial contents and the new rows), so both attend over identical keys and values */
+static void bf16_round(float *x, size_t n) {
+    for (size_t i = 0; i < n; i++) x[i] = llm_bf16_to_f32(llm_f32_to_bf16(x[i]));
+}
+
+static void test_attention_kv(int n_head, int n_head_kv, int hd, int bs, int kv16) {
     enum { S = 6 };
     const int n_past[S] = {0, 37, 1000, 5, 3000, 200}, n_rows[S] = {50, 1, 1, 17, 1, 120};
     int T = 0, max_blocks = 0;
@@ -244,6 +329,16 @@ static void test_attention(int n_head, int n_head_kv, int hd, int bs) {
     fill(k0, cache, 1.0f);
     fill(v0, cache, 1.0f);
     twin tk = twin_new(k0, cache * 4), tv = twin_new(v0, cache * 4);
+    if (kv16) { /* the GPU's cache: the bf16 bits of the CPU's rounded values */
+        bf16_round(k0, cache), bf16_round(v0, cache);
+        cpu->ops->from_host(cpu, tk.c, k0, cache * 4), cpu->ops->from_host(cpu, tv.c, v0, cache * 4);
+        uint16_t *h = malloc(cache * 2);
+        for (size_t i = 0; i < cache; i++) h[i] = llm_f32_to_bf16(k0[i]);
+        gpu->ops->from_host(gpu, tk.g, h, cache * 2);
+        for (size_t i = 0; i < cache; i++) h[i] = llm_f32_to_bf16(v0[i]);
+        gpu->ops->from_host(gpu, tv.g, h, cache * 2);
+        free(h);
+    }
     int32_t *tok = malloc((size_t)T * 4), *pos = malloc((size_t)T * 4);
     llm_batch_seq seqs[S];
     int row = 0;
@@ -260,7 +355,13 @@ static void test_attention(int n_head, int n_head_kv, int hd, int bs) {
     fill(vn, (size_t)T * n_head_kv * hd, 1.0f);
     twin tq = twin_new(q, (size_t)T * n_head * hd * 4), tkn = twin_new(kn, (size_t)T * n_head_kv * hd * 4),
          tvn = twin_new(vn, (size_t)T * n_head_kv * hd * 4), to = twin_new(NULL, (size_t)T * n_head * hd * 4);
-    llm_kv_view vc = {tk.c, tv.c, n_head_kv, hd, bs}, vg = {tk.g, tv.g, n_head_kv, hd, bs};
+    if (kv16) { /* the CPU stores the rounded rows; the GPU rounds the float rows as it stores them */
+        bf16_round(kn, (size_t)T * n_head_kv * hd), bf16_round(vn, (size_t)T * n_head_kv * hd);
+        cpu->ops->from_host(cpu, tkn.c, kn, (size_t)T * n_head_kv * hd * 4);
+        cpu->ops->from_host(cpu, tvn.c, vn, (size_t)T * n_head_kv * hd * 4);
+    }
+    llm_kv_view vc = {tk.c, tv.c, n_head_kv, hd, bs, LLM_DTYPE_F32},
+                vg = {tk.g, tv.g, n_head_kv, hd, bs, kv16 ? LLM_DTYPE_BF16 : LLM_DTYPE_F32};
     gpu->ops->begin_batch(gpu, &b);
     cpu->ops->kv_write(cpu, &vc, tkn.c, tvn.c, &b);
     gpu->ops->kv_write(gpu, &vg, tkn.g, tvn.g, &b);
@@ -268,15 +369,37 @@ static void test_attention(int n_head, int n_head_kv, int hd, int bs) {
     cpu->ops->attention(cpu, to.c, tq.c, &vc, &b, n_head, scale);
     gpu->ops->attention(gpu, to.g, tq.g, &vg, &b, n_head, scale);
     char what[96];
-    snprintf(what, sizeof what, "kv_write K, heads %d/%d hd %d block %d", n_head, n_head_kv, hd, bs);
-    compare(what, &tk, cache, 0);
-    snprintf(what, sizeof what, "kv_write V");
-    compare(what, &tv, cache, 0);
-    snprintf(what, sizeof what, "attention T=%d (prefill+decode) heads %d/%d hd %d block %d", T, n_head,
-             n_head_kv, hd, bs);
+    if (kv16) { /* the GPU's bf16 cache holds exactly the CPU's rounded floats */
+        const twin *caches[2] = {&tk, &tv};
+        float *fc = malloc(cache * 4);
+        uint16_t *hg = malloc(cache * 2);
+        for (int c = 0; c < 2; c++) {
+            cpu->ops->to_host(cpu, fc, caches[c]->c, cache);
+            gpu->ops->to_host(gpu, (float *)(void *)hg, caches[c]->g, cache / 2);
+            size_t bad = 0;
+            for (size_t i = 0; i < cache; i++) bad += llm_bf16_to_f32(hg[i]) != fc[i];
+            printf("  %-58s %s\n", c ? "kv_write V (bf16 cache)" : "kv_write K (bf16 cache)",
+                   bad ? "FAIL" : "ok, bit-identical to the rounded floats");
+            if (bad) n_fail++;
+            TU_CHECK(bad == 0, "bf16 kv_write: %zu elements differ", bad);
+        }
+        free(fc), free(hg);
+    } else {
+        snprintf(what, sizeof what, "kv_write K, heads %d/%d hd %d block %d", n_head, n_head_kv, hd, bs);
+        compare(what, &tk, cache, 0);
+        snprintf(what, sizeof what, "kv_write V");
+        compare(what, &tv, cache, 0);
+    }
+    snprintf(what, sizeof what, "attention T=%d heads %d/%d hd %d block %d%s", T, n_head, n_head_kv, hd, bs,
+             kv16 ? " bf16 KV" : "");
     compare(what, &to, (size_t)T * n_head * hd, 1e-5);
     twin_free(&tk), twin_free(&tv), twin_free(&tq), twin_free(&tkn), twin_free(&tvn), twin_free(&to);
     free(perm), free(tables), free(k0), free(v0), free(tok), free(pos), free(q), free(kn), free(vn);
+}
+
+static void test_attention(int n_head, int n_head_kv, int hd, int bs) {
+    test_attention_kv(n_head, n_head_kv, hd, bs, 0);
+    test_attention_kv(n_head, n_head_kv, hd, bs, 1);
 }
 
 int main(void) {
@@ -300,6 +423,7 @@ int main(void) {
     TU_CHECK(gpu != NULL, "cuda backend: %s", why);
     if (gpu) {
         test_matmul();
+        test_fused_matmuls();
         test_small_ops();
         test_rope();
         /* this batch has prompt chunks of 50, 17 and 120 rows: head_dim 64/128 run the tiled prefill

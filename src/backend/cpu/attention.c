@@ -8,12 +8,10 @@
 
 #include "backend/cpu/cpu_internal.h"
 
-#define LLM_CPU_MAX_BLOCK    256
-#define LLM_CPU_MAX_HEAD_DIM 512
-
 void llm_cpu_kv_write(llm_backend *be, const llm_kv_view *kv, const float *k, const float *v,
                       const llm_batch *b) {
     (void)be;
+    LLM_ASSERT(kv->dtype == LLM_DTYPE_F32 && "the engine gives the CPU a float cache");
     const int hd = kv->head_dim, nkv = kv->n_head_kv, bs = kv->block_size;
     const size_t row = (size_t)nkv * hd;
     for (int s = 0; s < b->n_seqs; s++) {

@@ -1,7 +1,10 @@
 /* cpuid probing for the CPU backend's run-time kernel dispatch. */
 #include "backend/cpu/cpu_features.h"
 
+#include <stdio.h>
 #include <string.h>
+
+#include "llamac.h"
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #include <cpuid.h>
@@ -75,4 +78,55 @@ int llm_cpu_level_parse(const char *s) {
     for (int l = 0; l < LLM_CPU_LEVEL_COUNT; l++)
         if (strcmp(s, llm_cpu_level_name((llm_cpu_level)l)) == 0) return l;
     return -2;
+}
+
+/* The public face of the levels (include/llamac.h): llm_cpu_kernels is llm_cpu_level + 1, 0 = auto. */
+
+const char *llm_cpu_kernels_name(llm_cpu_kernels kernels) {
+    if (kernels == LLM_CPU_KERNELS_AUTO) return "auto";
+    return (int)kernels > 0 ? llm_cpu_level_name((llm_cpu_level)(kernels - 1)) : NULL;
+}
+
+/* The features of f that level needs and f lacks, as "avx2 fma", into buf. */
+static void missing_features(const llm_cpu_features *f, llm_cpu_level level, char *buf, size_t cap) {
+    const struct {
+        const char *name;
+        int have;
+        llm_cpu_level from;
+    } need[] = {
+        {"avx2", f->avx2, LLM_CPU_LEVEL_AVX2},           {"fma", f->fma, LLM_CPU_LEVEL_AVX2},
+        {"f16c", f->f16c, LLM_CPU_LEVEL_AVX2},           {"avx512f", f->avx512f, LLM_CPU_LEVEL_AVX512},
+        {"avx512bw", f->avx512bw, LLM_CPU_LEVEL_AVX512}, {"avx512vl", f->avx512vl, LLM_CPU_LEVEL_AVX512}};
+    size_t used = 0;
+    buf[0] = '\0';
+    for (size_t i = 0; i < sizeof need / sizeof need[0]; i++) {
+        if (need[i].have || level < need[i].from) continue;
+        int w = snprintf(buf + used, cap - used, "%s%s", used ? " " : "", need[i].name);
+        if (w < 0 || (size_t)w >= cap - used) break;
+        used += (size_t)w;
+    }
+}
+
+llm_cpu_kernels llm_cpu_kernels_resolve(llm_cpu_kernels kernels, char *why, size_t why_cap) {
+    llm_cpu_features f;
+    llm_cpu_features_detect(&f);
+    if (kernels == LLM_CPU_KERNELS_AUTO) return (llm_cpu_kernels)(llm_cpu_best_level(&f) + 1);
+    const int level = (int)kernels - 1;
+    if (level < 0 || level >= LLM_CPU_LEVEL_COUNT) {
+        if (why && why_cap) snprintf(why, why_cap, "unknown cpu kernels %d", (int)kernels);
+        return LLM_CPU_KERNELS_AUTO;
+    }
+    if (llm_cpu_level_supported(&f, (llm_cpu_level)level)) return kernels;
+    if (why && why_cap) {
+        char miss[96];
+        missing_features(&f, (llm_cpu_level)level, miss, sizeof miss);
+#if defined(__x86_64__)
+        snprintf(why, why_cap, "cpu kernels '%s' need CPU features this CPU lacks: %s",
+                 llm_cpu_kernels_name(kernels), miss);
+#else
+        snprintf(why, why_cap, "cpu kernels '%s' exist only on x86-64 (this CPU lacks: %s)",
+                 llm_cpu_kernels_name(kernels), miss);
+#endif
+    }
+    return LLM_CPU_KERNELS_AUTO;
 }

@@ -22,6 +22,8 @@
 #include <math.h>
 #include <stdint.h>
 
+#include <cuda_bf16.h>
+
 #include "backend/cuda/kernels.cuh"
 
 namespace {
@@ -37,7 +39,8 @@ constexpr unsigned kFull = 0xffffffffu;
 
 struct AttnParams {
     float *out;
-    const float *q, *kc, *vc;
+    const float *q;
+    const void *kc, *vc; // float, or bf16 bits when the cache is BF16 (the kernels' KV16)
     const int32_t *row_seq, *seq_row, *seq_n_past, *block_table;
     int max_blocks, n_tokens, n_head, n_head_kv, group, head_dim, block_size;
     float scale;
@@ -88,11 +91,43 @@ __device__ __forceinline__ void store_row(float *__restrict__ p, const float (&x
     }
 }
 
+// A cache row of head_dim elements into a lane's NE floats: float rows through load_row, bf16 rows
+// (KV16) as NE 16-bit values per lane, widened exactly (bf16 is the top half of a float).
+__device__ __forceinline__ float bf16_bits(uint32_t h) { return __uint_as_float(h << 16); }
+
+template <int NE, bool VEC, bool KV16>
+__device__ __forceinline__ void load_kv(float (&x)[NE], const void *__restrict__ base, size_t elem, int lane, int hd) {
+    if constexpr (!KV16) {
+        load_row<NE, VEC>(x, static_cast<const float *>(base) + elem, lane, hd);
+    } else {
+        const uint16_t *p = static_cast<const uint16_t *>(base) + elem;
+        if constexpr (VEC && NE == 8) {
+            const uint4 a = reinterpret_cast<const uint4 *>(p)[lane];
+            const uint32_t u[4] = {a.x, a.y, a.z, a.w};
+#pragma unroll
+            for (int i = 0; i < 4; i++) x[2 * i] = bf16_bits(u[i] & 0xffffu), x[2 * i + 1] = bf16_bits(u[i] >> 16);
+        } else if constexpr (VEC && NE == 4) {
+            const uint2 a = reinterpret_cast<const uint2 *>(p)[lane];
+            x[0] = bf16_bits(a.x & 0xffffu), x[1] = bf16_bits(a.x >> 16);
+            x[2] = bf16_bits(a.y & 0xffffu), x[3] = bf16_bits(a.y >> 16);
+        } else if constexpr (VEC && NE == 2) {
+            const uint32_t a = reinterpret_cast<const uint32_t *>(p)[lane];
+            x[0] = bf16_bits(a & 0xffffu), x[1] = bf16_bits(a >> 16);
+        } else {
+#pragma unroll
+            for (int e = 0; e < NE; e++) {
+                const int d = lane * NE + e;
+                x[e] = (VEC || d < hd) ? bf16_bits(p[d]) : 0.0f;
+            }
+        }
+    }
+}
+
 // KT keys per step: enough independent loads in flight to cover memory latency, few enough that the
 // KT key rows and KT value rows (2*KT*NE registers) plus G heads' q and acc do not spill.
 // G query heads of one kv head per warp (G divides the GQA group): each K/V element loaded once
 // serves G heads from registers instead of G warps each waiting on the same cache lines.
-template <int NE, bool VEC, int KT, int G>
+template <int NE, bool VEC, int KT, int G, bool KV16>
 __global__ void __launch_bounds__(kWarps * 32) attn_split_kernel(const AttnParams p) {
     const int lane = threadIdx.x & 31;
     const int h0 = (blockIdx.y * kWarps + (threadIdx.x >> 5)) * G;
@@ -130,8 +165,8 @@ __global__ void __launch_bounds__(kWarps * 32) attn_split_kernel(const AttnParam
         for (int t = 0; t < KT; t++) {
             const int r = __shfl_sync(kFull, myrow, t);
             if (j0 + t < kend) { // warp-uniform
-                load_row<NE, VEC>(kx[t], p.kc + (size_t)r * hd, lane, hd);
-                load_row<NE, VEC>(vx[t], p.vc + (size_t)r * hd, lane, hd);
+                load_kv<NE, VEC, KV16>(kx[t], p.kc, (size_t)r * hd, lane, hd);
+                load_kv<NE, VEC, KV16>(vx[t], p.vc, (size_t)r * hd, lane, hd);
             } else {
 #pragma unroll
                 for (int e = 0; e < NE; e++) kx[t][e] = vx[t][e] = 0.0f;
@@ -218,8 +253,8 @@ __global__ void attn_combine_kernel(const AttnParams p) {
 }
 
 // One thread per (row, kv head, W-float group of head_dim).
-template <int W>
-__global__ void kv_write_kernel(float *__restrict__ kc, float *__restrict__ vc, const float *__restrict__ k,
+template <int W, bool KV16>
+__global__ void kv_write_kernel(void *__restrict__ kc, void *__restrict__ vc, const float *__restrict__ k,
                                 const float *__restrict__ v, const int32_t *__restrict__ row_seq,
                                 const int32_t *__restrict__ seq_row, const int32_t *__restrict__ seq_n_past,
                                 const int32_t *__restrict__ block_table, int max_blocks, int n_tokens, int nkv,
@@ -236,12 +271,19 @@ __global__ void kv_write_kernel(float *__restrict__ kc, float *__restrict__ vc, 
         const int32_t blk = block_table[(size_t)seq * max_blocks + pos / bs];
         const size_t dst = (((size_t)blk * nkv + h) * bs + pos % bs) * hd + (size_t)g * W;
         const size_t src = rh * hd + (size_t)g * W;
-        if constexpr (W == 4) {
-            *reinterpret_cast<float4 *>(kc + dst) = *reinterpret_cast<const float4 *>(k + src);
-            *reinterpret_cast<float4 *>(vc + dst) = *reinterpret_cast<const float4 *>(v + src);
+        if constexpr (KV16) { // round to nearest even, as the CPU's llm_f32_to_bf16
+            uint16_t *kd = static_cast<uint16_t *>(kc) + dst, *vd = static_cast<uint16_t *>(vc) + dst;
+#pragma unroll
+            for (int e = 0; e < W; e++) {
+                kd[e] = __bfloat16_as_ushort(__float2bfloat16_rn(k[src + e]));
+                vd[e] = __bfloat16_as_ushort(__float2bfloat16_rn(v[src + e]));
+            }
+        } else if constexpr (W == 4) {
+            *reinterpret_cast<float4 *>(static_cast<float *>(kc) + dst) = *reinterpret_cast<const float4 *>(k + src);
+            *reinterpret_cast<float4 *>(static_cast<float *>(vc) + dst) = *reinterpret_cast<const float4 *>(v + src);
         } else {
-            kc[dst] = k[src];
-            vc[dst] = v[src];
+            static_cast<float *>(kc)[dst] = k[src];
+            static_cast<float *>(vc)[dst] = v[src];
         }
     }
 }
@@ -279,34 +321,39 @@ int heads_per_warp(int group, int ne, bool vec) {
 int warps_per_row(int n_head, int g) { return (n_head / g + kWarps - 1) / kWarps * kWarps; }
 
 template <int NE, bool VEC, int G>
-void launch_g(cudaStream_t s, const AttnParams &p) {
+void launch_g(cudaStream_t s, const AttnParams &p, bool kv16) {
     constexpr int KT = (NE <= 4 ? 8 : 4) / (G > 2 ? 2 : 1);
+    // a bf16 cache row is half the bytes per load: twice the keys in flight where registers allow
+    constexpr int KT16 = G > 2 ? 2 * KT : KT;
     const dim3 grid((unsigned)p.n_tokens, (unsigned)((p.n_head / G + kWarps - 1) / kWarps), (unsigned)p.n_splits);
-    attn_split_kernel<NE, VEC, KT, G><<<grid, kWarps * 32, 0, s>>>(p);
+    if (kv16)
+        attn_split_kernel<NE, VEC, KT16, G, true><<<grid, kWarps * 32, 0, s>>>(p);
+    else
+        attn_split_kernel<NE, VEC, KT, G, false><<<grid, kWarps * 32, 0, s>>>(p);
 }
 
 template <int NE>
-void launch_split(cudaStream_t s, const AttnParams &p, bool vec, int g) {
+void launch_split(cudaStream_t s, const AttnParams &p, bool vec, int g, bool kv16) {
     constexpr bool kCanVec = NE == 1 || NE == 2 || NE == 4 || NE == 8;
     if constexpr (kCanVec) {
         if (vec) {
             if (g == 4) {
-                if constexpr (NE <= 4) launch_g<NE, true, 4>(s, p);
+                if constexpr (NE <= 4) launch_g<NE, true, 4>(s, p, kv16);
             } else if (g == 2) {
-                launch_g<NE, true, 2>(s, p);
+                launch_g<NE, true, 2>(s, p, kv16);
             } else {
-                launch_g<NE, true, 1>(s, p);
+                launch_g<NE, true, 1>(s, p, kv16);
             }
             return;
         }
     }
-    launch_g<NE, false, 1>(s, p);
+    launch_g<NE, false, 1>(s, p, kv16);
 }
 
 } // namespace
 
-void cuda_kv_write(cudaStream_t s, float *k_cache, float *v_cache, int n_head_kv, int head_dim, int block_size,
-                   const float *k, const float *v, const cuda_batch *b) {
+void cuda_kv_write(cudaStream_t s, void *k_cache, void *v_cache, bool kv16, int n_head_kv, int head_dim,
+                   int block_size, const float *k, const float *v, const cuda_batch *b) {
     if (b->n_tokens <= 0) return;
     const bool vec = head_dim % 4 == 0 && aligned16(k_cache) && aligned16(v_cache) && aligned16(k) && aligned16(v);
     const int W = vec ? 4 : 1;
@@ -314,14 +361,19 @@ void cuda_kv_write(cudaStream_t s, float *k_cache, float *v_cache, int n_head_kv
     const int threads = 256;
     size_t blocks = (total + threads - 1) / threads;
     if (blocks > 65535u * 16u) blocks = 65535u * 16u; // grid-stride loop covers the rest
-    if (vec)
-        kv_write_kernel<4><<<(unsigned)blocks, threads, 0, s>>>(k_cache, v_cache, k, v, b->row_seq, b->seq_row,
-                                                                b->seq_n_past, b->block_table, b->max_blocks,
-                                                                b->n_tokens, n_head_kv, head_dim, block_size);
+#define LLM_KV_WRITE(W, KV16)                                                                                        \
+    kv_write_kernel<W, KV16><<<(unsigned)blocks, threads, 0, s>>>(k_cache, v_cache, k, v, b->row_seq, b->seq_row, \
+                                                                  b->seq_n_past, b->block_table, b->max_blocks,  \
+                                                                  b->n_tokens, n_head_kv, head_dim, block_size)
+    if (vec && kv16)
+        LLM_KV_WRITE(4, true);
+    else if (vec)
+        LLM_KV_WRITE(4, false);
+    else if (kv16)
+        LLM_KV_WRITE(1, true);
     else
-        kv_write_kernel<1><<<(unsigned)blocks, threads, 0, s>>>(k_cache, v_cache, k, v, b->row_seq, b->seq_row,
-                                                                b->seq_n_past, b->block_table, b->max_blocks,
-                                                                b->n_tokens, n_head_kv, head_dim, block_size);
+        LLM_KV_WRITE(1, false);
+#undef LLM_KV_WRITE
 }
 
 size_t cuda_attention_scratch_bytes(int max_tokens, int n_head, int head_dim, int max_ctx) {
@@ -337,7 +389,7 @@ size_t cuda_attention_scratch_bytes(int max_tokens, int n_head, int head_dim, in
     return worst;
 }
 
-void cuda_attention(cudaStream_t s, float *out, const float *q, const float *k_cache, const float *v_cache,
+void cuda_attention(cudaStream_t s, float *out, const float *q, const void *k_cache, const void *v_cache, bool kv16,
                     int n_head_kv, int head_dim, int block_size, const cuda_batch *b, int n_head, float scale,
                     void *scratch, size_t scratch_bytes) {
     if (b->n_tokens <= 0 || n_head <= 0) return;
@@ -376,14 +428,14 @@ void cuda_attention(cudaStream_t s, float *out, const float *q, const float *k_c
     p.part_l = p.part_m + (size_t)splits * items;
 
     switch (ne) {
-    case 1: launch_split<1>(s, p, vec, g); break;
-    case 2: launch_split<2>(s, p, vec, g); break;
-    case 3: launch_split<3>(s, p, vec, g); break;
-    case 4: launch_split<4>(s, p, vec, g); break;
-    case 5: launch_split<5>(s, p, vec, g); break;
-    case 6: launch_split<6>(s, p, vec, g); break;
-    case 7: launch_split<7>(s, p, vec, g); break;
-    case 8: launch_split<8>(s, p, vec, g); break;
+    case 1: launch_split<1>(s, p, vec, g, kv16); break;
+    case 2: launch_split<2>(s, p, vec, g, kv16); break;
+    case 3: launch_split<3>(s, p, vec, g, kv16); break;
+    case 4: launch_split<4>(s, p, vec, g, kv16); break;
+    case 5: launch_split<5>(s, p, vec, g, kv16); break;
+    case 6: launch_split<6>(s, p, vec, g, kv16); break;
+    case 7: launch_split<7>(s, p, vec, g, kv16); break;
+    case 8: launch_split<8>(s, p, vec, g, kv16); break;
     default:
         // head_dim > kMaxHeadDim (or <= 0) is unsupported. A launch with an empty grid fails with
         // cudaErrorInvalidConfiguration, which the backend's cudaGetLastError() check makes sticky, so

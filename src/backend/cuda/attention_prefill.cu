@@ -34,7 +34,8 @@ constexpr int kKeysPerThread = kKeys / 16; // 2
 
 struct PrefillParams {
     float *out;
-    const float *q, *kc, *vc;
+    const float *q;
+    const void *kc, *vc; // float, or bf16 bits (KV16)
     const int32_t *tiles; // [n_tiles][3]: sequence, first row, rows
     const int32_t *seq_row, *seq_n_past, *block_table;
     int max_blocks, n_head, group, n_head_kv, block_size;
@@ -46,7 +47,18 @@ constexpr size_t smem_floats() {
     return (size_t)kRows * (HD + 1) + (size_t)kKeys * (HD + 1) + (size_t)kKeys * HD + (size_t)kRows * (kKeys + 1);
 }
 
-template <int HD>
+// 4 consecutive cache elements from element offset off, widened (bf16 exactly: the top half of a float).
+template <bool KV16> __device__ __forceinline__ float4 load4(const void *base, size_t off) {
+    if constexpr (KV16) {
+        const uint2 u = *reinterpret_cast<const uint2 *>(static_cast<const uint16_t *>(base) + off);
+        return make_float4(__uint_as_float(u.x << 16), __uint_as_float(u.x & 0xffff0000u), __uint_as_float(u.y << 16),
+                           __uint_as_float(u.y & 0xffff0000u));
+    } else {
+        return *reinterpret_cast<const float4 *>(static_cast<const float *>(base) + off);
+    }
+}
+
+template <int HD, bool KV16>
 __global__ void __launch_bounds__(kThreads) attn_prefill_kernel(const PrefillParams p) {
     constexpr int kDims = HD / 16; // output dims per thread
     extern __shared__ float smem[];
@@ -92,8 +104,8 @@ __global__ void __launch_bounds__(kThreads) attn_prefill_kernel(const PrefillPar
             float4 kv4 = make_float4(0.f, 0.f, 0.f, 0.f), vv4 = kv4;
             if (j <= last_key) {
                 const size_t off = ((size_t)(bt[j / bs] * nkv + kvh) * bs + j % bs) * HD + d;
-                kv4 = *reinterpret_cast<const float4 *>(p.kc + off);
-                vv4 = *reinterpret_cast<const float4 *>(p.vc + off);
+                kv4 = load4<KV16>(p.kc, off);
+                vv4 = load4<KV16>(p.vc, off);
             }
             float *kd = Ks + t * (HD + 1) + d;
             kd[0] = kv4.x, kd[1] = kv4.y, kd[2] = kv4.z, kd[3] = kv4.w;
@@ -176,14 +188,14 @@ __global__ void __launch_bounds__(kThreads) attn_prefill_kernel(const PrefillPar
     }
 }
 
-template <int HD>
+template <int HD, bool KV16>
 bool launch(cudaStream_t s, const PrefillParams &p, int n_tiles) {
     constexpr size_t bytes = smem_floats<HD>() * sizeof(float);
     // above 48 KiB a kernel must opt in; the attribute is per function, cheap to set again
-    if (cudaFuncSetAttribute(attn_prefill_kernel<HD>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)bytes) !=
-        cudaSuccess)
+    if (cudaFuncSetAttribute(attn_prefill_kernel<HD, KV16>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                             (int)bytes) != cudaSuccess)
         return false;
-    attn_prefill_kernel<HD><<<dim3((unsigned)n_tiles, (unsigned)p.n_head), kThreads, bytes, s>>>(p);
+    attn_prefill_kernel<HD, KV16><<<dim3((unsigned)n_tiles, (unsigned)p.n_head), kThreads, bytes, s>>>(p);
     return true;
 }
 
@@ -195,8 +207,8 @@ bool cuda_attention_prefill_supported(int head_dim) {
     return head_dim == 64 || head_dim == 128;
 }
 
-bool cuda_attention_prefill(cudaStream_t s, float *out, const float *q, const float *k_cache, const float *v_cache,
-                            int n_head_kv, int head_dim, int block_size, const cuda_batch *b, int n_head,
+bool cuda_attention_prefill(cudaStream_t s, float *out, const float *q, const void *k_cache, const void *v_cache,
+                            bool kv16, int n_head_kv, int head_dim, int block_size, const cuda_batch *b, int n_head,
                             float scale) {
     if (b->n_tiles <= 0 || !cuda_attention_prefill_supported(head_dim) || !aligned16(k_cache) ||
         !aligned16(v_cache) || n_head <= 0 || n_head_kv <= 0 || n_head % n_head_kv != 0)
@@ -216,5 +228,6 @@ bool cuda_attention_prefill(cudaStream_t s, float *out, const float *q, const fl
     p.n_head_kv = n_head_kv;
     p.block_size = block_size;
     p.scale = scale;
-    return head_dim == 64 ? launch<64>(s, p, b->n_tiles) : launch<128>(s, p, b->n_tiles);
+    if (head_dim == 64) return kv16 ? launch<64, true>(s, p, b->n_tiles) : launch<64, false>(s, p, b->n_tiles);
+    return kv16 ? launch<128, true>(s, p, b->n_tiles) : launch<128, false>(s, p, b->n_tiles);
 }

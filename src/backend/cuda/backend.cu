@@ -50,6 +50,7 @@ struct cuda_backend {
     int capturing, replaying; // this pass is being captured / is a replay (ops launch nothing)
     uint64_t pass_key;
     int graphs_off; // a capture failed once: graphs stay off for this backend
+    int no_fuse;    // LLAMAC_CUDA_NO_FUSE=qkv|swiglu|1: grouped q/k/v (1), fused gate/up (2) GEMVs off
     int attn_force; // LLAMAC_CUDA_ATTN: 1 = always the tiled kernel, -1 = always split-K, 0 = by batch
 };
 
@@ -348,6 +349,58 @@ void be_matmul(llm_backend *be, float *out, const float *x, const llm_tensor *w,
     check(c, "matmul");
 }
 
+void be_matmul_multi(llm_backend *be, int n, float *const outs[], const float *x, const llm_tensor *const ws[],
+                     const llm_tensor *const biases[], int T) {
+    cuda_backend *c = cb(be);
+    if (skipped(c)) return;
+    if (!ok(c)) return;
+    bool one = n >= 1 && n <= CUDA_MATMUL_MAX_GROUP && !(c->no_fuse & 1);
+    for (int i = 1; one && i < n; i++)
+        one = ws[i]->dtype == ws[0]->dtype && ws[i]->cols == ws[0]->cols &&
+              (biases[i] ? biases[i]->dtype : LLM_DTYPE_F32) == (biases[0] ? biases[0]->dtype : LLM_DTYPE_F32);
+    if (!one) {
+        for (int i = 0; i < n; i++) be_matmul(be, outs[i], x, ws[i], biases[i], T);
+        return;
+    }
+    const void *wp[CUDA_MATMUL_MAX_GROUP], *bp[CUDA_MATMUL_MAX_GROUP];
+    int64_t Ms[CUDA_MATMUL_MAX_GROUP];
+    for (int i = 0; i < n; i++) wp[i] = ws[i]->data, bp[i] = biases[i] ? biases[i]->data : nullptr, Ms[i] = ws[i]->rows;
+    if (cuda_matmul_group(c->stream, &c->mm, n, outs, x, wp, Ms, bp, ws[0]->dtype,
+                          biases[0] ? biases[0]->dtype : LLM_DTYPE_F32, ws[0]->cols, T) != 0) {
+        char d[160];
+        snprintf(d, sizeof d, "cuBLAS failed on %s (+%d) [%lld x %lld] with %d rows", ws[0]->name ? ws[0]->name : "?",
+                 n - 1, (long long)ws[0]->rows, (long long)ws[0]->cols, T);
+        fail(c, LLM_ERR_BACKEND, "matmul", d);
+        return;
+    }
+    check(c, "matmul (grouped)");
+}
+
+void be_matmul_swiglu(llm_backend *be, float *out, float *scratch, const float *x, const llm_tensor *wg,
+                      const llm_tensor *bg, const llm_tensor *wu, const llm_tensor *bu, int T) {
+    cuda_backend *c = cb(be);
+    if (skipped(c)) return;
+    if (!ok(c)) return;
+    const llm_dtype bgt = bg ? bg->dtype : LLM_DTYPE_F32, but = bu ? bu->dtype : LLM_DTYPE_F32;
+    if (wg->dtype != wu->dtype || bgt != but || wg->rows != wu->rows || wg->cols != wu->cols || (c->no_fuse & 2)) {
+        be_matmul(be, out, x, wg, bg, T);
+        be_matmul(be, scratch, x, wu, bu, T);
+        if (!ok(c)) return;
+        cuda_swiglu(c->stream, out, out, scratch, (size_t)T * (size_t)wg->rows);
+        check(c, "swiglu");
+        return;
+    }
+    if (cuda_matmul_swiglu(c->stream, &c->mm, out, scratch, x, wg->data, bg ? bg->data : nullptr, wu->data,
+                           bu ? bu->data : nullptr, wg->dtype, bgt, wg->rows, wg->cols, T) != 0) {
+        char d[160];
+        snprintf(d, sizeof d, "cuBLAS failed on %s/%s [%lld x %lld] with %d rows", wg->name ? wg->name : "?",
+                 wu->name ? wu->name : "?", (long long)wg->rows, (long long)wg->cols, T);
+        fail(c, LLM_ERR_BACKEND, "matmul", d);
+        return;
+    }
+    check(c, "matmul + swiglu");
+}
+
 void be_rope_table(llm_backend *be, float *cos_out, float *sin_out, const int32_t *pos, int n, const float *inv_freq,
                    int half) {
     cuda_backend *c = cb(be);
@@ -387,7 +440,8 @@ void be_kv_write(llm_backend *be, const llm_kv_view *kv, const float *k, const f
     cuda_backend *c = cb(be);
     if (skipped(c)) return;
     if (!ok(c) || !same_batch(c, b, "kv_write")) return;
-    cuda_kv_write(c->stream, kv->k, kv->v, kv->n_head_kv, kv->head_dim, kv->block_size, k, v, &c->batch);
+    cuda_kv_write(c->stream, kv->k, kv->v, kv->dtype == LLM_DTYPE_BF16, kv->n_head_kv, kv->head_dim, kv->block_size,
+                  k, v, &c->batch);
     check(c, "kv_write");
 }
 
@@ -400,12 +454,13 @@ void be_attention(llm_backend *be, float *out, const float *q, const llm_kv_view
      * reads each K/V tile once per 32 rows; decode-only passes keep the split-K kernel, which spreads a
      * few long rows over the whole GPU. LLAMAC_CUDA_ATTN=split|tiled forces one (tests, comparisons). */
     const int tiled = c->attn_force ? c->attn_force > 0 : c->batch.max_rows >= kTiledMinRows;
-    if (tiled && cuda_attention_prefill(c->stream, out, q, kv->k, kv->v, kv->n_head_kv, kv->head_dim, kv->block_size,
-                                        &c->batch, n_head, scale)) {
+    const bool kv16 = kv->dtype == LLM_DTYPE_BF16;
+    if (tiled && cuda_attention_prefill(c->stream, out, q, kv->k, kv->v, kv16, kv->n_head_kv, kv->head_dim,
+                                        kv->block_size, &c->batch, n_head, scale)) {
         check(c, "attention (tiled)");
         return;
     }
-    cuda_attention(c->stream, out, q, kv->k, kv->v, kv->n_head_kv, kv->head_dim, kv->block_size, &c->batch, n_head,
+    cuda_attention(c->stream, out, q, kv->k, kv->v, kv16, kv->n_head_kv, kv->head_dim, kv->block_size, &c->batch, n_head,
                    scale, c->attn_scratch, c->attn_scratch_bytes);
     check(c, "attention");
 }
@@ -441,9 +496,28 @@ void be_get_rows(llm_backend *be, float *out, const float *x, const int32_t *row
 }
 
 const llm_backend_ops cuda_ops = {
-    "cuda",        be_free,     be_status, be_alloc,    be_release,     be_to_host,     be_from_host,
-    be_copy,       be_embed,    be_rmsnorm, be_add_rmsnorm, be_matmul, be_rope_table, be_rope,
-    be_kv_write,   be_attention, be_swiglu, be_add,      be_get_rows,    be_begin_batch,
+    .name = "cuda",
+    .free = be_free,
+    .status = be_status,
+    .alloc = be_alloc,
+    .release = be_release,
+    .to_host = be_to_host,
+    .from_host = be_from_host,
+    .copy = be_copy,
+    .embed = be_embed,
+    .rmsnorm = be_rmsnorm,
+    .add_rmsnorm = be_add_rmsnorm,
+    .matmul = be_matmul,
+    .matmul_multi = be_matmul_multi,
+    .matmul_swiglu = be_matmul_swiglu,
+    .rope_table = be_rope_table,
+    .rope = be_rope,
+    .kv_write = be_kv_write,
+    .attention = be_attention,
+    .swiglu = be_swiglu,
+    .add = be_add,
+    .get_rows = be_get_rows,
+    .begin_batch = be_begin_batch,
 };
 
 } // namespace
@@ -526,6 +600,8 @@ extern "C" llm_backend *llm_backend_cuda_create(const llm_backend_config *cfg, c
         c->graphs_off = 1; // works, without graphs
     }
     if (getenv("LLAMAC_CUDA_NO_GRAPHS")) c->graphs_off = 1; /* for comparisons */
+    if (const char *f = getenv("LLAMAC_CUDA_NO_FUSE"))
+        c->no_fuse = strcmp(f, "qkv") == 0 ? 1 : strcmp(f, "swiglu") == 0 ? 2 : 3;
     if (const char *a = getenv("LLAMAC_CUDA_ATTN")) c->attn_force = strcmp(a, "tiled") == 0 ? 1 : strcmp(a, "split") == 0 ? -1 : 0;
     c->pinned_bytes = (size_t)4 << 20;
     for (int i = 0; i < 2; i++)

@@ -9,9 +9,6 @@
 
 namespace {
 
-__device__ __forceinline__ float silu_mul(float g, float u) {
-    return __fmul_rn(__fdiv_rn(g, __fadd_rn(1.0f, expf(-g))), u);
-}
 
 __global__ void swiglu_kernel(float *out, const float *gate, const float *up, size_t n, bool vec) {
     const size_t stride = (size_t)gridDim.x * blockDim.x;
@@ -23,15 +20,15 @@ __global__ void swiglu_kernel(float *out, const float *gate, const float *up, si
             const float4 g = reinterpret_cast<const float4 *>(gate)[j];
             const float4 u = reinterpret_cast<const float4 *>(up)[j];
             float4 o;
-            o.x = silu_mul(g.x, u.x);
-            o.y = silu_mul(g.y, u.y);
-            o.z = silu_mul(g.z, u.z);
-            o.w = silu_mul(g.w, u.w);
+            o.x = cuda_silu_mul(g.x, u.x);
+            o.y = cuda_silu_mul(g.y, u.y);
+            o.z = cuda_silu_mul(g.z, u.z);
+            o.w = cuda_silu_mul(g.w, u.w);
             reinterpret_cast<float4 *>(out)[j] = o;
         }
         done = n4 * 4;
     }
-    for (size_t j = done + i0; j < n; j += stride) out[j] = silu_mul(gate[j], up[j]);
+    for (size_t j = done + i0; j < n; j += stride) out[j] = cuda_silu_mul(gate[j], up[j]);
 }
 
 __global__ void add_kernel(float *x, const float *y, size_t n, bool vec) {

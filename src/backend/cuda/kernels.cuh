@@ -64,14 +64,15 @@ void cuda_swiglu(cudaStream_t s, float *out, const float *gate, const float *up,
 void cuda_add(cudaStream_t s, float *x, const float *y, size_t n);
 
 // Stores k, v [T][n_head_kv*head_dim] at each row's position through its sequence's block table.
-void cuda_kv_write(cudaStream_t s, float *k_cache, float *v_cache, int n_head_kv, int head_dim, int block_size,
-                   const float *k, const float *v, const cuda_batch *b);
+// The caches hold float, or bf16 (kv16: values rounded to nearest even as they are stored).
+void cuda_kv_write(cudaStream_t s, void *k_cache, void *v_cache, bool kv16, int n_head_kv, int head_dim,
+                   int block_size, const float *k, const float *v, const cuda_batch *b);
 
 // out[T][n_head*head_dim] = causal softmax(q kᵀ * scale) v for each row over positions 0..pos of its
 // own sequence, K/V read through the block table; GQA: head h uses kv head h / (n_head / n_head_kv).
 // scratch: device workspace of cuda_attention_scratch_bytes(...) bytes (split-K partial results).
 size_t cuda_attention_scratch_bytes(int max_tokens, int n_head, int head_dim, int max_ctx);
-void cuda_attention(cudaStream_t s, float *out, const float *q, const float *k_cache, const float *v_cache,
+void cuda_attention(cudaStream_t s, float *out, const float *q, const void *k_cache, const void *v_cache, bool kv16,
                     int n_head_kv, int head_dim, int block_size, const cuda_batch *b, int n_head, float scale,
                     void *scratch, size_t scratch_bytes);
 
@@ -80,8 +81,8 @@ void cuda_attention(cudaStream_t s, float *out, const float *q, const float *k_c
 // is read once per tile instead of once per row. False (nothing launched) when the shape is not
 // supported (head_dim other than 64 or 128, unaligned cache): then use cuda_attention.
 bool cuda_attention_prefill_supported(int head_dim);
-bool cuda_attention_prefill(cudaStream_t s, float *out, const float *q, const float *k_cache, const float *v_cache,
-                            int n_head_kv, int head_dim, int block_size, const cuda_batch *b, int n_head,
+bool cuda_attention_prefill(cudaStream_t s, float *out, const float *q, const void *k_cache, const void *v_cache,
+                            bool kv16, int n_head_kv, int head_dim, int block_size, const cuda_batch *b, int n_head,
                             float scale);
 
 // Matrix products. A context holds the cuBLAS handle and a workspace (backend.cu owns it).
@@ -97,3 +98,23 @@ struct cuda_matmul_ctx {
 // failed (the backend records the error).
 int cuda_matmul(cudaStream_t s, cuda_matmul_ctx *ctx, float *out, const float *x, const void *w, llm_dtype wt,
                 int64_t M, int64_t K, const void *bias, llm_dtype bt, int T);
+
+// Several matmuls of one input: outs[i][T][Ms[i]] = x[T][K] . ws[i]ᵀ (+ biases[i]), all weights of
+// dtype wt (biases of bt, or NULL). At decode sizes one launch (bit-identical to separate ones), else
+// one cuda_matmul each. n <= CUDA_MATMUL_MAX_GROUP. 0, or -1 when cuBLAS failed.
+#define CUDA_MATMUL_MAX_GROUP 3
+int cuda_matmul_group(cudaStream_t s, cuda_matmul_ctx *ctx, int n, float *const outs[], const float *x,
+                      const void *const ws[], const int64_t Ms[], const void *const biases[], llm_dtype wt,
+                      llm_dtype bt, int64_t K, int T);
+
+// out[T][M] = silu(x . wgᵀ + bg) * (x . wuᵀ + bu). At decode sizes one fused GEMV (bit-identical to
+// two matmuls and cuda_swiglu); else those three, with scratch[T][M] holding the up projection.
+int cuda_matmul_swiglu(cudaStream_t s, cuda_matmul_ctx *ctx, float *out, float *scratch, const float *x,
+                       const void *wg, const void *bg, const void *wu, const void *bu, llm_dtype wt, llm_dtype bt,
+                       int64_t M, int64_t K, int T);
+
+// SwiGLU of one element, the CPU's formula and roundings: g / (1 + expf(-g)) * u, IEEE division, no
+// contraction (shared by the elementwise kernel and the fused GEMV).
+__device__ __forceinline__ float cuda_silu_mul(float g, float u) {
+    return __fmul_rn(__fdiv_rn(g, __fadd_rn(1.0f, expf(-g))), u);
+}

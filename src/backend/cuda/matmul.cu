@@ -44,6 +44,7 @@ namespace {
 #define GEMV_WARPS 8
 #endif
 constexpr int kWarps = GEMV_WARPS; // warps per GEMV block (each block shares its rows among them)
+constexpr int kMaxGroup = CUDA_MATMUL_MAX_GROUP;
 
 __device__ __forceinline__ float bf16_bits_to_f32(uint32_t h) { return __uint_as_float(h << 16); }
 __device__ __forceinline__ float f16_bits_to_f32(uint32_t h) {
@@ -132,43 +133,35 @@ __device__ __forceinline__ float warp_sum(float v) {
 // idle ~15% of the machine at the end. Each thread loads U vectors per row before using any, keeping
 // U*R 16-byte loads in flight. Reduction: warp butterfly, then the kWarps partial sums in warp order
 // through shared memory; the order depends only on K, never on T or R.
-template <int DT, int T, int R, int U>
-__global__ void __launch_bounds__(kWarps * 32) gemv_vec(float *__restrict__ out, const float *__restrict__ x,
-                                                         const void *__restrict__ w, const void *__restrict__ bias,
-                                                         int bt, int64_t M, int64_t K) {
+template <int DT, int T, int NR, int U>
+__device__ __forceinline__ void gemv_partials(const char *const (&rows)[NR], const float *__restrict__ x, int64_t K,
+                                              float (*part)[NR * T]) {
     constexpr int kThreads = kWarps * 32;
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-    const int64_t row0 = (int64_t)blockIdx.x * R;
     const int64_t nvec = K >> 3;
-    const size_t row_bytes = (size_t)K * (DT == LLM_DTYPE_F32 ? 4 : 2);
-    const char *rows[R];
+    float acc[NR][T];
 #pragma unroll
-    for (int r = 0; r < R; r++) // rows past M repeat row0: loaded, never stored
-        rows[r] = (const char *)w + (size_t)(row0 + r < M ? row0 + r : row0) * row_bytes;
-
-    float acc[R][T];
-#pragma unroll
-    for (int r = 0; r < R; r++)
+    for (int r = 0; r < NR; r++)
 #pragma unroll
         for (int t = 0; t < T; t++) acc[r][t] = 0.0f;
 
     for (int64_t v0 = threadIdx.x; v0 < nvec; v0 += kThreads * U) {
-        WVec<DT> wv[U][R];
+        WVec<DT> wv[U][NR];
 #pragma unroll
         for (int u = 0; u < U; u++) {
             const int64_t v = v0 + kThreads * u;
             if (v < nvec) {
 #pragma unroll
-                for (int r = 0; r < R; r++) wv[u][r] = load_wvec<DT>(rows[r], v);
+                for (int r = 0; r < NR; r++) wv[u][r] = load_wvec<DT>(rows[r], v);
             }
         }
 #pragma unroll
         for (int u = 0; u < U; u++) {
             const int64_t v = v0 + kThreads * u;
             if (v < nvec) {
-                float wf[R][8];
+                float wf[NR][8];
 #pragma unroll
-                for (int r = 0; r < R; r++) widen<DT>(wv[u][r], wf[r]);
+                for (int r = 0; r < NR; r++) widen<DT>(wv[u][r], wf[r]);
 #pragma unroll
                 for (int t = 0; t < T; t++) {
                     const float4 *xp = reinterpret_cast<const float4 *>(x + (size_t)t * K + v * 8);
@@ -177,31 +170,118 @@ __global__ void __launch_bounds__(kWarps * 32) gemv_vec(float *__restrict__ out,
                                          round_act(xa.w, DT), round_act(xb.x, DT), round_act(xb.y, DT),
                                          round_act(xb.z, DT), round_act(xb.w, DT)};
 #pragma unroll
-                    for (int r = 0; r < R; r++)
+                    for (int r = 0; r < NR; r++)
 #pragma unroll
                         for (int e = 0; e < 8; e++) acc[r][t] = fmaf(wf[r][e], xf[e], acc[r][t]);
                 }
             }
         }
     }
-
-    __shared__ float part[kWarps][R * T];
 #pragma unroll
-    for (int r = 0; r < R; r++)
+    for (int r = 0; r < NR; r++)
 #pragma unroll
         for (int t = 0; t < T; t++) {
             const float sum = warp_sum(acc[r][t]); // every lane holds the sum; one stores it
             if (lane == ((r * T + t) & 31)) part[warp][r * T + t] = sum;
         }
     __syncthreads();
-    for (int j = threadIdx.x; j < R * T; j += kThreads) {
+}
+
+// The kWarps partial sums of result j, in warp order (the order depends only on K).
+template <int NRT> __device__ __forceinline__ float gemv_total(const float (*part)[NRT], int j) {
+    float sum = part[0][j];
+#pragma unroll
+    for (int q = 1; q < kWarps; q++) sum += part[q][j];
+    return sum;
+}
+
+template <int DT, int T, int R, int U>
+__global__ void __launch_bounds__(kWarps * 32) gemv_vec(float *__restrict__ out, const float *__restrict__ x,
+                                                         const void *__restrict__ w, const void *__restrict__ bias,
+                                                         int bt, int64_t M, int64_t K) {
+    const int64_t row0 = (int64_t)blockIdx.x * R;
+    const size_t row_bytes = (size_t)K * (DT == LLM_DTYPE_F32 ? 4 : 2);
+    const char *rows[R];
+#pragma unroll
+    for (int r = 0; r < R; r++) // rows past M repeat row0: loaded, never stored
+        rows[r] = (const char *)w + (size_t)(row0 + r < M ? row0 + r : row0) * row_bytes;
+    __shared__ float part[kWarps][R * T];
+    gemv_partials<DT, T, R, U>(rows, x, K, part);
+    for (int j = threadIdx.x; j < R * T; j += kWarps * 32) {
         const int r = j / T, t = j % T;
         const int64_t m = row0 + r;
         if (m >= M) continue;
-        float sum = part[0][j];
+        out[(size_t)t * M + m] = gemv_total<R * T>(part, j) + (bias != nullptr ? elem_f32(bias, bt, m) : 0.0f);
+    }
+}
+
+// Several matrices of the same input and dtype in one launch (q, k, v): block b serves the segment
+// whose block range holds it, exactly as gemv_vec would (same rows per block, same sums), so the
+// results are bit-identical to separate launches, while the small k/v matrices no longer leave most
+// of the GPU idle on a launch of their own.
+struct GemvSeg {
+    float *out;
+    const void *w, *bias;
+    int64_t M;
+    int64_t first_block;
+};
+struct GemvGroup {
+    GemvSeg seg[kMaxGroup];
+    int n;
+};
+
+template <int DT, int T, int R, int U>
+__global__ void __launch_bounds__(kWarps * 32) gemv_group(const GemvGroup g, const float *__restrict__ x, int bt,
+                                                           int64_t K) {
+    // The segment's fields picked with compile-time indices only: a dynamic index into the kernel
+    // parameters would copy them to local memory (measured: ~10% slower decode).
+    GemvSeg sg = g.seg[0];
 #pragma unroll
-        for (int q = 1; q < kWarps; q++) sum += part[q][j];
-        out[(size_t)t * M + m] = sum + (bias != nullptr ? elem_f32(bias, bt, m) : 0.0f);
+    for (int i = 1; i < kMaxGroup; i++)
+        if (i < g.n && (int64_t)blockIdx.x >= g.seg[i].first_block) sg = g.seg[i];
+    const int64_t row0 = ((int64_t)blockIdx.x - sg.first_block) * R, M = sg.M;
+    const size_t row_bytes = (size_t)K * (DT == LLM_DTYPE_F32 ? 4 : 2);
+    const char *rows[R];
+#pragma unroll
+    for (int r = 0; r < R; r++)
+        rows[r] = (const char *)sg.w + (size_t)(row0 + r < M ? row0 + r : row0) * row_bytes;
+    __shared__ float part[kWarps][R * T];
+    gemv_partials<DT, T, R, U>(rows, x, K, part);
+    for (int j = threadIdx.x; j < R * T; j += kWarps * 32) {
+        const int r = j / T, t = j % T;
+        const int64_t m = row0 + r;
+        if (m >= M) continue;
+        sg.out[(size_t)t * M + m] =
+            gemv_total<R * T>(part, j) + (sg.bias != nullptr ? elem_f32(sg.bias, bt, m) : 0.0f);
+    }
+}
+
+// out = silu(x Wg^T + bg) * (x Wu^T + bu): R rows of the gate and the same R rows of the up
+// projection per block, each row summed exactly as gemv_vec sums it, then SwiGLU with the
+// elementwise kernel's formula: bit-identical to two GEMVs and cuda_swiglu, in one pass.
+template <int DT, int T, int R, int U>
+__global__ void __launch_bounds__(kWarps * 32) gemv_swiglu(float *__restrict__ out, const float *__restrict__ x,
+                                                            const void *__restrict__ wg, const void *__restrict__ bg,
+                                                            const void *__restrict__ wu, const void *__restrict__ bu,
+                                                            int bt, int64_t M, int64_t K) {
+    const int64_t row0 = (int64_t)blockIdx.x * R;
+    const size_t row_bytes = (size_t)K * (DT == LLM_DTYPE_F32 ? 4 : 2);
+    const char *rows[2 * R];
+#pragma unroll
+    for (int r = 0; r < R; r++) {
+        const size_t off = (size_t)(row0 + r < M ? row0 + r : row0) * row_bytes;
+        rows[r] = (const char *)wg + off;
+        rows[R + r] = (const char *)wu + off;
+    }
+    __shared__ float part[kWarps][2 * R * T];
+    gemv_partials<DT, T, 2 * R, U>(rows, x, K, part);
+    for (int j = threadIdx.x; j < R * T; j += kWarps * 32) {
+        const int r = j / T, t = j % T;
+        const int64_t m = row0 + r;
+        if (m >= M) continue;
+        const float gv = gemv_total<2 * R * T>(part, j) + (bg != nullptr ? elem_f32(bg, bt, m) : 0.0f);
+        const float uv = gemv_total<2 * R * T>(part, R * T + j) + (bu != nullptr ? elem_f32(bu, bt, m) : 0.0f);
+        out[(size_t)t * M + m] = cuda_silu_mul(gv, uv);
     }
 }
 
@@ -329,6 +409,36 @@ __global__ void fill_bias_kernel(float *__restrict__ out, const void *__restrict
         out[i] = elem_f32(bias, bt, (int64_t)(i % (size_t)M));
 }
 
+template <int DT, int T> void launch_group(cudaStream_t s, const GemvGroup &g, int64_t total_blocks, const float *x,
+                                           int bt, int64_t K) {
+    gemv_group<DT, T, GEMV_R(T), GEMV_U(T)><<<(unsigned)total_blocks, kWarps * 32, 0, s>>>(g, x, bt, K);
+}
+
+// The fused gate/up GEMV streams 2R rows per block: half the plain GEMV's R keeps the same number of
+// 16-byte loads in flight per thread (registers) as the plain kernel.
+template <int DT, int T> void launch_swiglu(cudaStream_t s, float *out, const float *x, const void *wg, const void *bg,
+                                            const void *wu, const void *bu, int bt, int64_t M, int64_t K) {
+    constexpr int R = GEMV_R(T) > 1 ? GEMV_R(T) / 2 : 1;
+    gemv_swiglu<DT, T, R, GEMV_U(T)><<<(unsigned)((M + R - 1) / R), kWarps * 32, 0, s>>>(out, x, wg, bg, wu, bu, bt,
+                                                                                         M, K);
+}
+
+template <int T> int rows_per_block() { return GEMV_R(T); }
+
+int gemv_rows_per_block(int T) {
+    switch (T) {
+    case 1: return rows_per_block<1>();
+    case 2: return rows_per_block<2>();
+    case 3: return rows_per_block<3>();
+    default: return rows_per_block<4>();
+    }
+}
+
+// Whether the fused GEMV kernels serve this call: the vector GEMV's conditions, at decode sizes.
+bool fused_gemv_ok(const float *x, int64_t K, int T) {
+    return T >= 1 && T <= LLM_CUDA_GEMV_MAX_T && K % 8 == 0 && ((uintptr_t)x & 15) == 0;
+}
+
 unsigned grid_for(size_t n, int threads) {
     size_t b = (n + threads - 1) / threads;
     if (b > 132 * 32) b = 132 * 32; // grid-stride beyond a few waves of an H100
@@ -389,5 +499,68 @@ int cuda_matmul(cudaStream_t s, cuda_matmul_ctx *ctx, float *out, const float *x
     (void)ctx;
 #endif
     gemv(s, out, x, w, wt, M, K, bias, bt, T);
+    return 0;
+}
+
+int cuda_matmul_group(cudaStream_t s, cuda_matmul_ctx *ctx, int n, float *const outs[], const float *x,
+                      const void *const ws[], const int64_t Ms[], const void *const biases[], llm_dtype wt,
+                      llm_dtype bt, int64_t K, int T) {
+    bool fused = n >= 1 && n <= kMaxGroup && fused_gemv_ok(x, K, T);
+    for (int i = 0; fused && i < n; i++) fused = ((uintptr_t)ws[i] & 15) == 0 && Ms[i] > 0;
+    if (!fused) {
+        for (int i = 0; i < n; i++)
+            if (cuda_matmul(s, ctx, outs[i], x, ws[i], wt, Ms[i], K, biases[i], bt, T) != 0) return -1;
+        return 0;
+    }
+    GemvGroup g = {};
+    g.n = n;
+    const int R = gemv_rows_per_block(T);
+    int64_t blocks = 0;
+    for (int i = 0; i < n; i++) {
+        g.seg[i] = GemvSeg{outs[i], ws[i], biases[i], Ms[i], blocks};
+        blocks += (Ms[i] + R - 1) / R;
+    }
+#define LLM_GROUP_T(DT)                                                                                              \
+    switch (T) {                                                                                                   \
+    case 1: launch_group<DT, 1>(s, g, blocks, x, (int)bt, K); break;                                               \
+    case 2: launch_group<DT, 2>(s, g, blocks, x, (int)bt, K); break;                                               \
+    case 3: launch_group<DT, 3>(s, g, blocks, x, (int)bt, K); break;                                               \
+    default: launch_group<DT, 4>(s, g, blocks, x, (int)bt, K); break;                                              \
+    }
+    if (wt == LLM_DTYPE_BF16) {
+        LLM_GROUP_T(LLM_DTYPE_BF16)
+    } else if (wt == LLM_DTYPE_F16) {
+        LLM_GROUP_T(LLM_DTYPE_F16)
+    } else {
+        LLM_GROUP_T(LLM_DTYPE_F32)
+    }
+#undef LLM_GROUP_T
+    return 0;
+}
+
+int cuda_matmul_swiglu(cudaStream_t s, cuda_matmul_ctx *ctx, float *out, float *scratch, const float *x,
+                       const void *wg, const void *bg, const void *wu, const void *bu, llm_dtype wt, llm_dtype bt,
+                       int64_t M, int64_t K, int T) {
+    if (!fused_gemv_ok(x, K, T) || ((uintptr_t)wg & 15) != 0 || ((uintptr_t)wu & 15) != 0 || M <= 0) {
+        if (cuda_matmul(s, ctx, out, x, wg, wt, M, K, bg, bt, T) != 0) return -1;
+        if (cuda_matmul(s, ctx, scratch, x, wu, wt, M, K, bu, bt, T) != 0) return -1;
+        cuda_swiglu(s, out, out, scratch, (size_t)M * (size_t)T);
+        return 0;
+    }
+#define LLM_SWIGLU_T(DT)                                                                                             \
+    switch (T) {                                                                                                   \
+    case 1: launch_swiglu<DT, 1>(s, out, x, wg, bg, wu, bu, (int)bt, M, K); break;                                 \
+    case 2: launch_swiglu<DT, 2>(s, out, x, wg, bg, wu, bu, (int)bt, M, K); break;                                 \
+    case 3: launch_swiglu<DT, 3>(s, out, x, wg, bg, wu, bu, (int)bt, M, K); break;                                 \
+    default: launch_swiglu<DT, 4>(s, out, x, wg, bg, wu, bu, (int)bt, M, K); break;                                \
+    }
+    if (wt == LLM_DTYPE_BF16) {
+        LLM_SWIGLU_T(LLM_DTYPE_BF16)
+    } else if (wt == LLM_DTYPE_F16) {
+        LLM_SWIGLU_T(LLM_DTYPE_F16)
+    } else {
+        LLM_SWIGLU_T(LLM_DTYPE_F32)
+    }
+#undef LLM_SWIGLU_T
     return 0;
 }
