@@ -590,6 +590,21 @@ static void check_cli(void) {
     free(err);
     free(from_dir);
     free(from_gguf);
+    /* tokenize reads the embedded tokenizer of a GGUF file: the same ids as from the directory */
+    snprintf(args, sizeof args, "tokenize --model '%s' --text 'Let there be light: and there was light.'",
+             demo);
+    rc = tu_run_cli(tmpdir, args, NULL, &from_dir, NULL, &err);
+    free(err);
+    snprintf(args, sizeof args,
+             "tokenize --model '%s/demo.gguf' --text 'Let there be light: and there was light.'", tmpdir);
+    int rc2 = tu_run_cli(tmpdir, args, NULL, &from_gguf, NULL, &err);
+    TU_CHECK(rc == 0 && rc2 == 0 && from_dir && from_gguf && strcmp(from_dir, from_gguf) == 0 &&
+                 strlen(from_gguf) > 8,
+             "tokenize from the GGUF: exit %d/%d, %s vs %s", rc, rc2, from_dir ? from_dir : "",
+             from_gguf ? from_gguf : "");
+    free(err);
+    free(from_dir);
+    free(from_gguf);
     /* --quantize on generate (any model-loading command) and on convert; the quantized file generates */
     snprintf(
         args, sizeof args,

@@ -25,7 +25,10 @@ static void on_sigint(int sig) {
 }
 
 static void help(void) {
-    printf("usage: llama-cli chat [--model DIR] [--system TEXT] [--ctx N] [--threads N] [sampling flags]\n"
+    printf("usage: llama-cli chat [--model DIR|FILE.gguf] [--system TEXT] [--ctx N] [--threads N] [sampling "
+           "flags]\n"
+           "           [--backend auto|cpu|cuda] [--cpu-kernels auto|ref|portable|avx2|avx512] [--quantize "
+           "q8_0|q4_k]\n"
            "Reads one user message per line from stdin and streams the assistant's reply. Earlier turns'\n"
            "KV cache is reused: only the new turn is prefilled. Ctrl-C stops the current reply; /reset\n"
            "clears the conversation; /exit or end of input quits. Timing per turn goes to stderr.\n\n%s",

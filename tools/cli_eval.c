@@ -1,4 +1,4 @@
-/* llama-cli eval --model DIR --tokens 1,2,3 [--logits-out FILE]: one prefill, all logits. */
+/* llama-cli eval --model DIR|FILE.gguf --tokens 1,2,3 [--logits-out FILE]: one prefill, all logits. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,6 +8,7 @@
 static void help(void) {
     printf("usage: llama-cli eval --model DIR --tokens ID,ID,... [--logits-out FILE] [--threads N]\n"
            "           [--backend auto|cpu|cuda] [--verbose]\n"
+           "           [--cpu-kernels auto|ref|portable|avx2|avx512] [--quantize q8_0|q4_k]\n"
            "Runs the tokens through the model in one prefill. Prints, per position, the input token, the\n"
            "argmax of the next-token logits and its logit (tab-separated, with a header line). With\n"
            "--logits-out, writes the logits of all positions as little-endian float32, row-major\n"

@@ -1,5 +1,5 @@
-/* llama-cli generate [--model DIR] --prompt T [--chat] [sampling flags]: streams text to stdout and a
- * timing summary to stderr. The one request runs on the continuous-batching runner, the code path the
+/* llama-cli generate [--model DIR|FILE.gguf] --prompt T [--chat] [sampling flags]: streams text to stdout and
+ * a timing summary to stderr. The one request runs on the continuous-batching runner, the code path the
  * server uses, so the CLI shows what a served request would give. */
 #include <signal.h>
 #include <stdio.h>
@@ -19,6 +19,7 @@ static void on_sigint(int sig) {
 static void help(void) {
     printf("usage: llama-cli generate [--model DIR] --prompt TEXT [--chat] [--system TEXT] [--ctx N]\n"
            "           [--threads N] [--backend auto|cpu|cuda] [sampling flags]\n"
+           "           [--cpu-kernels auto|ref|portable|avx2|avx512] [--quantize q8_0|q4_k]\n"
            "Prints TEXT and streams its continuation to stdout; a timing summary goes to stderr. Without "
            "--model the\n"
            "bundled demo model is used. --chat wraps TEXT as a user message through the model's chat\n"

@@ -1,4 +1,4 @@
-/* llama-cli inspect --model DIR [--ctx N]: what the model is and what running it would cost. */
+/* llama-cli inspect --model DIR|FILE.gguf [--ctx N]: what the model is and what running it would cost. */
 #include <stdio.h>
 #include <string.h>
 
@@ -7,6 +7,7 @@
 static void help(void) {
     printf(
         "usage: llama-cli inspect --model DIR [--ctx N] [--threads N] [--backend auto|cpu|cuda] [--verbose]\n"
+        "           [--cpu-kernels auto|ref|portable|avx2|avx512] [--quantize q8_0|q4_k]\n"
         "Prints architecture, dimensions, parameter count, bytes by dtype and the memory footprint\n"
         "(weights + KV cache + scratch) of an engine with a context of N tokens (default: min(model, "
         "4096)).\n");
@@ -84,11 +85,12 @@ int cli_inspect(int argc, char **argv) {
         if (mi.bytes_by_dtype[d])
             printf("  %-5s           %s\n", llm_dtype_name((llm_dtype)d),
                    bytes(mi.bytes_by_dtype[d], b, sizeof b));
-    printf("backend:          %s (%d threads; requested %s; %s)\n", llm_backend_name(mi.backend), mi.n_threads,
-           llm_backend_name(o.backend), mi.backend_reason);
+    printf("backend:          %s (%d threads; requested %s; %s)\n", llm_backend_name(mi.backend),
+           mi.n_threads, llm_backend_name(o.backend), mi.backend_reason);
     if (mi.backend == LLM_BACKEND_CPU)
         printf("cpu kernels:      %s (requested %s)\n",
-               llm_cpu_kernels_name(llm_cpu_kernels_resolve(o.cpu_kernels, NULL, 0)), llm_cpu_kernels_name(o.cpu_kernels));
+               llm_cpu_kernels_name(llm_cpu_kernels_resolve(o.cpu_kernels, NULL, 0)),
+               llm_cpu_kernels_name(o.cpu_kernels));
     printf("KV per token:     %s (f32)\n", bytes(mi.kv_bytes_per_token, b, sizeof b));
     printf("footprint @ctx %d: %s", ei.n_ctx, bytes(ei.footprint_bytes, b, sizeof b));
     printf(" = weights + KV %s", bytes(ei.kv_bytes, b, sizeof b));

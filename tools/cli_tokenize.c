@@ -3,20 +3,21 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "cli_common.h"
 
 static void help(void) {
-    printf(
-        "usage: llama-cli tokenize --model DIR (--text TEXT | --file FILE) [--special] [--json] [--verbose]\n"
-        "Encodes the text with DIR/tokenizer.json (plus tokenizer_config.json) exactly as Hugging Face\n"
-        "tokenizers' encode(text) does with its default add_special_tokens=True: the tokenizer's\n"
-        "post-processor adds BOS/EOS only if it is configured to.\n"
-        "  --special   special-token text such as <|im_start|> becomes those tokens (otherwise it is\n"
-        "              tokenized as plain text)\n"
-        "  --json      print one JSON array of ids (of {\"id\", \"piece\"} objects with --verbose)\n"
-        "  --verbose   print id<TAB>piece per line, the piece as a JSON string\n"
-        "Default output: one id per line.\n");
+    printf("usage: llama-cli tokenize --model DIR|FILE.gguf (--text TEXT | --file FILE) [--special] [--json] "
+           "[--verbose]\n"
+           "Encodes the text with DIR/tokenizer.json (plus tokenizer_config.json) exactly as Hugging Face\n"
+           "tokenizers' encode(text) does with its default add_special_tokens=True: the tokenizer's\n"
+           "post-processor adds BOS/EOS only if it is configured to.\n"
+           "  --special   special-token text such as <|im_start|> becomes those tokens (otherwise it is\n"
+           "              tokenized as plain text)\n"
+           "  --json      print one JSON array of ids (of {\"id\", \"piece\"} objects with --verbose)\n"
+           "  --verbose   print id<TAB>piece per line, the piece as a JSON string\n"
+           "Default output: one id per line.\n");
 }
 
 /* A JSON string literal of s[0..n) (valid UTF-8 is copied as is). */
@@ -126,8 +127,22 @@ int cli_tokenize(int argc, char **argv) {
     }
     char err[1024];
     llm_tokenizer *tok = NULL;
-    llm_status st = llm_tokenizer_load(o.model_dir, NULL, &tok, err, sizeof err);
+    llm_model *gguf = NULL; /* a GGUF file carries its tokenizer: loaded with the (mmapped) model */
+    struct stat sb;
+    llm_status st;
+    if (stat(o.model_dir, &sb) == 0 && S_ISREG(sb.st_mode)) {
+        llm_model_params mp = llm_model_default_params();
+        mp.backend = LLM_BACKEND_CPU;
+        st = llm_model_load(o.model_dir, &mp, &gguf, err, sizeof err);
+        if (st == LLM_OK && !(tok = llm_model_tokenizer(gguf))) {
+            snprintf(err, sizeof err, "%s has no tokenizer (no tokenizer.ggml.* keys)", o.model_dir);
+            st = LLM_ERR_NOT_FOUND;
+        }
+    } else {
+        st = llm_tokenizer_load(o.model_dir, NULL, &tok, err, sizeof err);
+    }
     if (st != LLM_OK) {
+        llm_model_free(gguf);
         free(text);
         return cli_error("%s (%s)", err, llm_status_name(st));
     }
@@ -182,6 +197,9 @@ int cli_tokenize(int argc, char **argv) {
     }
     free(ids);
     free(text);
-    llm_tokenizer_free(tok);
+    if (gguf)
+        llm_model_free(gguf); /* owns tok */
+    else
+        llm_tokenizer_free(tok);
     return rc;
 }
