@@ -447,8 +447,10 @@ unsigned grid_for(size_t n, int threads) {
 
 } // namespace
 
-int cuda_matmul(cudaStream_t s, cuda_matmul_ctx *ctx, float *out, const float *x, const void *w, llm_dtype wt,
-                int64_t M, int64_t K, const void *bias, llm_dtype bt, int T) {
+// x_ready: the previous call on this stream converted the same x (same T, K, weight dtype) into
+// ctx->workspace, so this one skips the conversion (q/k/v and gate/up share their input).
+static int matmul_impl(cudaStream_t s, cuda_matmul_ctx *ctx, float *out, const float *x, const void *w, llm_dtype wt,
+                       int64_t M, int64_t K, const void *bias, llm_dtype bt, int T, bool x_ready) {
     if (T <= 0 || M <= 0) return 0;
     if (K <= 0) { // empty dot products: out = bias (or 0)
         if (bias) fill_bias_kernel<<<grid_for((size_t)M * T, 256), 256, 0, s>>>(out, bias, (int)bt, M, T);
@@ -473,10 +475,10 @@ int cuda_matmul(cudaStream_t s, cuda_matmul_ctx *ctx, float *out, const float *x
             const size_t n = (size_t)T * (size_t)K;
             uint16_t *xh = (uint16_t *)ctx->workspace;
             if (wt == LLM_DTYPE_BF16) {
-                to_half_kernel<true><<<grid_for(n / 4 + 1, 256), 256, 0, s>>>(xh, x, n);
+                if (!x_ready) to_half_kernel<true><<<grid_for(n / 4 + 1, 256), 256, 0, s>>>(xh, x, n);
                 ab_type = CUDA_R_16BF;
             } else {
-                to_half_kernel<false><<<grid_for(n / 4 + 1, 256), 256, 0, s>>>(xh, x, n);
+                if (!x_ready) to_half_kernel<false><<<grid_for(n / 4 + 1, 256), 256, 0, s>>>(xh, x, n);
                 ab_type = CUDA_R_16F;
             }
             b_mat = xh;
@@ -497,9 +499,15 @@ int cuda_matmul(cudaStream_t s, cuda_matmul_ctx *ctx, float *out, const float *x
     }
 #else
     (void)ctx;
+    (void)x_ready;
 #endif
     gemv(s, out, x, w, wt, M, K, bias, bt, T);
     return 0;
+}
+
+int cuda_matmul(cudaStream_t s, cuda_matmul_ctx *ctx, float *out, const float *x, const void *w, llm_dtype wt,
+                int64_t M, int64_t K, const void *bias, llm_dtype bt, int T) {
+    return matmul_impl(s, ctx, out, x, w, wt, M, K, bias, bt, T, false);
 }
 
 int cuda_matmul_group(cudaStream_t s, cuda_matmul_ctx *ctx, int n, float *const outs[], const float *x,
@@ -508,8 +516,11 @@ int cuda_matmul_group(cudaStream_t s, cuda_matmul_ctx *ctx, int n, float *const 
     bool fused = n >= 1 && n <= kMaxGroup && fused_gemv_ok(x, K, T);
     for (int i = 0; fused && i < n; i++) fused = ((uintptr_t)ws[i] & 15) == 0 && Ms[i] > 0;
     if (!fused) {
-        for (int i = 0; i < n; i++)
-            if (cuda_matmul(s, ctx, outs[i], x, ws[i], wt, Ms[i], K, biases[i], bt, T) != 0) return -1;
+        for (int i = 0; i < n; i++) // one conversion of x serves every GEMM (the previous one made it,
+                                    // unless its M sent it down the GEMV fallback)
+            if (matmul_impl(s, ctx, outs[i], x, ws[i], wt, Ms[i], K, biases[i], bt, T, i > 0 && Ms[i - 1] <= INT_MAX) !=
+                0)
+                return -1;
         return 0;
     }
     GemvGroup g = {};
@@ -542,8 +553,8 @@ int cuda_matmul_swiglu(cudaStream_t s, cuda_matmul_ctx *ctx, float *out, float *
                        const void *wg, const void *bg, const void *wu, const void *bu, llm_dtype wt, llm_dtype bt,
                        int64_t M, int64_t K, int T) {
     if (!fused_gemv_ok(x, K, T) || ((uintptr_t)wg & 15) != 0 || ((uintptr_t)wu & 15) != 0 || M <= 0) {
-        if (cuda_matmul(s, ctx, out, x, wg, wt, M, K, bg, bt, T) != 0) return -1;
-        if (cuda_matmul(s, ctx, scratch, x, wu, wt, M, K, bu, bt, T) != 0) return -1;
+        if (matmul_impl(s, ctx, out, x, wg, wt, M, K, bg, bt, T, false) != 0) return -1;
+        if (matmul_impl(s, ctx, scratch, x, wu, wt, M, K, bu, bt, T, true) != 0) return -1;
         cuda_swiglu(s, out, out, scratch, (size_t)M * (size_t)T);
         return 0;
     }
