@@ -145,4 +145,8 @@ typedef struct llm_backend_config {
  * the CPU cannot run cfg->cpu_level (check with llm_cpu_level_supported first to say why). */
 llm_backend *llm_backend_cpu_create(const llm_backend_config *cfg);
 
+/* Bytes llm_backend_cpu_create(cfg) allocates for its kernels' buffers (per-thread weight tiles and
+ * accumulators, the converted-activation buffer of the fast levels), for footprint planning. */
+size_t llm_backend_cpu_scratch_bytes(const llm_backend_config *cfg);
+
 #endif

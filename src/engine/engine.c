@@ -176,8 +176,15 @@ static llm_status plan_engine(const llm_model *model, const llm_engine_params *p
     plan->max_row = max3(hp->n_embd, (int64_t)hp->n_head * hp->head_dim, hp->n_ff);
     plan->kv_bytes =
         llm_kv_bytes(hp->n_layer, hp->n_head_kv, hp->head_dim, p.kv_block_size, plan->n_blocks, p.kv_dtype);
-    plan->scratch_bytes = llm_forward_arena_bytes(hp, p.max_batch_tokens, plan->logits_chunk) +
-                          (uint64_t)plan->n_threads * (uint64_t)plan->max_row * 4u * sizeof(float);
+    plan->scratch_bytes = llm_forward_arena_bytes(hp, p.max_batch_tokens, plan->logits_chunk);
+    if (model->backend == LLM_BACKEND_CPU) { /* the kernels' own buffers, at the level they will run */
+        const llm_cpu_kernels ck = llm_cpu_kernels_resolve(model->params.cpu_kernels, NULL, 0);
+        const llm_backend_config bc = {.n_threads = plan->n_threads,
+                                       .max_row = plan->max_row,
+                                       .max_tokens = p.max_batch_tokens,
+                                       .cpu_level = ck == LLM_CPU_KERNELS_AUTO ? 0 : (int)ck - 1};
+        plan->scratch_bytes += llm_backend_cpu_scratch_bytes(&bc);
+    }
     plan->footprint = model->weight_bytes + plan->kv_bytes + plan->scratch_bytes;
     if (plan->footprint > model->memory_limit) {
         char a[32], b[32], c[32], d[32], e[32];

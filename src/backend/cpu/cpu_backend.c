@@ -155,6 +155,24 @@ llm_cpu_level llm_backend_cpu_level(const llm_backend *be) {
  * forward pass the engine plans for the supported models (256 × 14336 = 3.7 M). */
 #define LLM_CPU_XB_MAX ((size_t)4 << 20)
 
+size_t llm_backend_cpu_scratch_bytes(const llm_backend_config *cfg) {
+    llm_cpu_features f;
+    llm_cpu_features_detect(&f);
+    const llm_cpu_level level = cfg->cpu_level < 0 ? llm_cpu_best_level(&f) : (llm_cpu_level)cfg->cpu_level;
+    const size_t threads = cfg->n_threads > 0 ? (size_t)cfg->n_threads : 1,
+                 max_row = cfg->max_row > 0 ? (size_t)cfg->max_row : 1;
+    size_t bytes = llm_align_up(max_row * LLM_CPU_MATMUL_TILE, 16) * threads * sizeof(float); /* as below */
+    if (level != LLM_CPU_LEVEL_REF) {
+        bytes += (size_t)(LLM_CPU_PANEL / LLM_CPU_MR) * LLM_CPU_TOKEN_TILES * LLM_CPU_MR * LLM_CPU_NR_MAX *
+                 LLM_CPU_LANES_MAX * threads * sizeof(float);
+        size_t cap = (cfg->max_tokens > 0 ? (size_t)cfg->max_tokens : 1) * max_row;
+        if (cap > LLM_CPU_XB_MAX) cap = LLM_CPU_XB_MAX;
+        if (cap < max_row) cap = max_row;
+        bytes += cap * sizeof(uint16_t);
+    }
+    return bytes;
+}
+
 llm_backend *llm_backend_cpu_create(const llm_backend_config *cfg) {
     llm_cpu_features f;
     llm_cpu_features_detect(&f);
