@@ -42,6 +42,16 @@ static llm_backend *make(int level, int threads, int max_row, int max_tokens) {
 /* A random weight matrix [m][k] of dtype (values exactly representable in it) and its f32 copy. */
 static void *make_weights(llm_dtype dt, int64_t m, int64_t k, float *wf) {
     const size_t n = (size_t)(m * k);
+    if (llm_dtype_is_quant(dt)) { /* quantized rows; wf gets what they dequantize to */
+        const size_t rb = llm_dtype_row_bytes(dt, k);
+        char *w = malloc(rb * (size_t)m);
+        for (size_t i = 0; i < n; i++) wf[i] = frand();
+        for (int64_t r = 0; r < m; r++) {
+            llm_quantize_row(dt, wf + (size_t)r * k, w + (size_t)r * rb, k);
+            llm_dequant_row(dt, w + (size_t)r * rb, wf + (size_t)r * k, k);
+        }
+        return w;
+    }
     void *w = malloc(n * (dt == LLM_DTYPE_F32 ? 4 : 2));
     for (size_t i = 0; i < n; i++) {
         const float v = frand();
@@ -78,7 +88,7 @@ static double matmul_bound(const llm_backend *be, llm_dtype dt, int64_t k) {
     return ((double)k / kern->lanes + 8) * ldexp(1.0, -23);
 }
 
-static const char *const dt_names[] = {"f32", "f16", "bf16"};
+static const char *const dt_names[] = {"f32", "f16", "bf16", "q8_0", "q4_k"};
 
 static void test_matmul(llm_backend *ref, llm_backend *fast, llm_backend *fast1, int level) {
     /* {M, K, T}: odd sizes, K not a multiple of any vector width or block, T across token tiles and
@@ -212,13 +222,17 @@ static void test_matmul_quant(llm_backend *ref, llm_backend *fast, llm_backend *
     }
 }
 
-/* The fused ops (q/k/v in one pass; gate, up and SwiGLU in one pass) == the plain ops, bit for bit. */
+/* The fused ops (q/k/v in one pass; gate, up and SwiGLU in one pass) == the plain ops, bit for bit; for
+ * the quantized dtypes too (their fused forms share one quantized activation and one dispatch). */
 static void test_fused(llm_backend *fast, int level) {
     static const int shapes[][3] = {{40, 67, 1}, {100, 1100, 13}, {33, 256, 70}}; /* M, K, T */
-    for (int dt = LLM_DTYPE_F32; dt <= LLM_DTYPE_BF16; dt++)
-        for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
-            const int64_t m = shapes[si][0], k = shapes[si][1];
-            const int n = shapes[si][2];
+    static const int qshapes[][3] = {{40, 256, 1}, {100, 512, 13}, {33, 768, 70}, {181, 256, 6}};
+    for (int dt = LLM_DTYPE_F32; dt <= LLM_DTYPE_Q4_K; dt++)
+        for (size_t si = 0; si < (dt <= LLM_DTYPE_BF16 ? 3u : 4u); si++) {
+            const int quant = dt > LLM_DTYPE_BF16;
+            const int64_t m = quant ? qshapes[si][0] : shapes[si][0],
+                          k = quant ? qshapes[si][1] : shapes[si][1];
+            const int n = quant ? qshapes[si][2] : shapes[si][2];
             const int64_t rows[3] = {m, m / 2 + 1, 7};
             void *wd[3];
             float *wf = malloc((size_t)(m * k) * 4), *x = malloc((size_t)n * k * 4),

@@ -503,6 +503,110 @@ static void test_dots(tu_rng *rng, const llm_cpu_features *f) {
     }
 }
 
+/* Multi-token kernels (prefill): every (row, token) result must have the bits of the one-token kernel,
+ * whatever the number of tokens per call, the rows per call and where the call's rows start, at every
+ * level and for both AVX-512 variants. Outputs outside [row, token) of the call must stay untouched. */
+typedef struct {
+    const char *name;
+    llm_qd_multi_fn fn[2]; /* Q8_0, Q4_K */
+} multi_set;
+
+static void test_dots_multi(tu_rng *rng, const llm_cpu_features *f) {
+    multi_set ms[8];
+    int nms = 0;
+    for (int l = 0; l < LLM_CPU_LEVEL_COUNT; l++) {
+        if (!llm_cpu_level_supported(f, (llm_cpu_level)l)) continue;
+        ms[nms++] = (multi_set){llm_cpu_level_name((llm_cpu_level)l),
+                                {llm_qd_multi_kernel(LLM_DTYPE_Q8_0, (llm_cpu_level)l),
+                                 llm_qd_multi_kernel(LLM_DTYPE_Q4_K, (llm_cpu_level)l)}};
+    }
+#if defined(__x86_64__)
+    if (llm_cpu_level_supported(f, LLM_CPU_LEVEL_AVX512)) {
+        ms[nms++] = (multi_set){"avx512-no-vnni", {llm_qd_multi_q8_0_avx512, llm_qd_multi_q4_K_avx512}};
+        if (f->avx512_vnni)
+            ms[nms++] =
+                (multi_set){"avx512-vnni", {llm_qd_multi_q8_0_avx512_vnni, llm_qd_multi_q4_K_avx512_vnni}};
+    }
+#endif
+    const int64_t ks_q8[] = {32, 64, 96, 2048, 4096 + 32};
+    const int64_t ks_q4[] = {256, 512, 2048 + 256};
+    const int toks[] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 13};
+    int checked = 0;
+    for (int t = 0; t < 2; t++) {
+        const llm_dtype wt = t ? LLM_DTYPE_Q4_K : LLM_DTYPE_Q8_0;
+        const int64_t *kk = t ? ks_q4 : ks_q8;
+        const int nk = t ? 3 : 5;
+        for (int ik = 0; ik < nk; ik++) {
+            const int64_t k = kk[ik];
+            const int64_t n = 1 + (int64_t)tu_rng_below(rng, 19); /* odd and even, short and long */
+            const int nt = toks[tu_rng_below(rng, 10)];
+            const size_t rb = llm_dtype_row_bytes(wt, k), ab = llm_quant_act_bytes(wt, k);
+            const size_t astride = ab + 5; /* rows of activations apart by an odd stride */
+            const size_t ldo = (size_t)n + 3;
+            float *x = malloc((size_t)(k * (n > nt ? n : nt)) * sizeof(float));
+            uint8_t *wraw = malloc(rb * (size_t)n + 1), *araw = malloc(astride * (size_t)nt + 3);
+            uint8_t *w = wraw + 1, *act = araw + 3;
+            memset(araw, 0x5a, astride * (size_t)nt + 3);
+            for (int64_t r = 0; r < n; r++)
+                fill(rng, x + k * r, k, 0.01f + (float)uniform(rng), (int)(r % 3 == 1));
+            llm_quantize_row(wt, x, w, k * n);
+            for (int j = 0; j < nt; j++) {
+                fill(rng, x, k, 0.1f + (float)uniform(rng), j & 1);
+                llm_quant_act(wt, x, act + astride * (size_t)j, k, LLM_CPU_LEVEL_REF);
+            }
+            const size_t no = ldo * (size_t)nt;
+            float *ref = malloc(no * sizeof(float)), *out = malloc(no * sizeof(float));
+            for (size_t i = 0; i < no; i++) ref[i] = -7.f; /* the gaps stay at this value */
+            const llm_qd_rows_fn one = llm_qd_rows_kernel(wt, LLM_CPU_LEVEL_REF);
+            for (int j = 0; j < nt; j++)
+                one(w, rb, k / llm_dtype_block_elems(wt), n, act + astride * (size_t)j,
+                    ref + ldo * (size_t)j);
+            for (int s = 0; s < nms; s++) {
+                for (size_t i = 0; i < no; i++) out[i] = -7.f;
+                ms[s].fn[t](w, rb, k / llm_dtype_block_elems(wt), n, act, astride, nt, out, ldo);
+                TU_CHECK(memcmp(out, ref, no * sizeof(float)) == 0,
+                         "%s multi %s k=%lld rows=%lld tokens=%d differs from the one-token ref kernel",
+                         llm_dtype_name(wt), ms[s].name, (long long)k, (long long)n, nt);
+                checked++;
+            }
+            /* the public entry, rows and tokens split at random points */
+            for (int l = 0; l < LLM_CPU_LEVEL_COUNT; l++) {
+                if (!llm_cpu_level_supported(f, (llm_cpu_level)l)) continue;
+                for (size_t i = 0; i < no; i++) out[i] = -7.f;
+                for (int t0 = 0; t0 < nt;) {
+                    const int tl = 1 + (int)tu_rng_below(rng, (uint32_t)(nt - t0));
+                    for (int64_t r0 = 0; r0 < n;) {
+                        const int64_t len = 1 + (int64_t)tu_rng_below(rng, (uint32_t)(n - r0));
+                        llm_quant_dot_rows_multi(wt, w, k, r0, len, act + astride * (size_t)t0, astride, tl,
+                                                 out + ldo * (size_t)t0 + r0, ldo, (llm_cpu_level)l);
+                        r0 += len;
+                    }
+                    t0 += tl;
+                }
+                TU_CHECK(memcmp(out, ref, no * sizeof(float)) == 0,
+                         "%s level %s, multi, split rows and tokens, k=%lld rows=%lld tokens=%d",
+                         llm_dtype_name(wt), llm_cpu_level_name((llm_cpu_level)l), (long long)k, (long long)n,
+                         nt);
+            }
+            /* bad arguments: no-op */
+            for (size_t i = 0; i < no; i++) out[i] = -7.f;
+            llm_quant_dot_rows_multi(wt, w, k, 0, n, act, astride, 0, out, ldo, LLM_CPU_LEVEL_AVX2);
+            llm_quant_dot_rows_multi(wt, w, k + 1, 0, n, act, astride, nt, out, ldo, LLM_CPU_LEVEL_AVX2);
+            llm_quant_dot_rows_multi(LLM_DTYPE_F16, w, k, 0, n, act, astride, nt, out, ldo,
+                                     LLM_CPU_LEVEL_AVX2);
+            int untouched = 1;
+            for (size_t i = 0; i < no; i++) untouched &= out[i] == -7.f;
+            TU_CHECK(untouched, "llm_quant_dot_rows_multi wrote on bad arguments");
+            free(x);
+            free(wraw);
+            free(araw);
+            free(ref);
+            free(out);
+        }
+    }
+    printf("multi-token dots: %d kernel runs bit-identical to the one-token kernel\n", checked);
+}
+
 /* The checker must catch layout mistakes: reading Q4_K nibbles in the other order (high first), or
  * one Q8_0 block with the wrong scale, gives rows the float64 comparison rejects. */
 static void test_checker_catches_bugs(tu_rng *rng) {
@@ -636,6 +740,7 @@ int main(void) {
     test_quant_error(&rng);
     test_act(&rng, &f);
     test_dots(&rng, &f);
+    test_dots_multi(&rng, &f);
     test_checker_catches_bugs(&rng);
     const char *b = getenv("LLAMAC_QUANT_BENCH");
     if (b && *b && strcmp(b, "0") != 0) bench(&rng, &f);

@@ -116,7 +116,8 @@ static inline uint16_t scale_to_f16(float s) {
 static void quantize_q8_0(const float *x, uint8_t *dst, int64_t nb) {
     for (int64_t b = 0; b < nb; b++, x += LLM_QK8_0, dst += sizeof(llm_block_q8_0)) {
         float amax = 0.f;
-        for (int i = 0; i < LLM_QK8_0; i++) amax = fmaxf(amax, fabsf(x[i]));
+        /* a select, not fmaxf (a libm call here): the same value for |x| >= 0, NaN skipped by both */
+        for (int i = 0; i < LLM_QK8_0; i++) amax = fabsf(x[i]) > amax ? fabsf(x[i]) : amax;
         /* Scale from the fp16 value actually stored, so that the error bound d/2 holds for the d a reader
          * sees (ggml rounds with the unrounded scale, which is off by up to 127 * 2^-11 * d more). */
         const uint16_t dh = scale_to_f16(amax / 127.f);

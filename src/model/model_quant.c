@@ -8,6 +8,7 @@
  * and biases are vectors read once per token: they stay as they are. A matrix whose rows are not a
  * whole number of blocks falls back to Q8_0 (32-weight blocks) when that fits, else keeps its dtype,
  * as llama.cpp's quantizer falls back. */
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -74,24 +75,36 @@ void llm_model_recount_bytes(llm_model *m) {
     }
 }
 
+/* Rows per claim: 64 rows of 2048 Q4_K weights take ~3 ms on one core, so claims cost nothing next to
+ * the work, and the threads finish within one chunk of each other. */
+#define QUANT_CHUNK_ROWS 64
+
 typedef struct quant_job {
     const llm_tensor *src;
     unsigned char *dst;
     llm_dtype dtype;
-    float *scratch; /* [n_threads][cols] */
+    float *scratch;       /* [n_threads][cols] */
+    _Atomic int64_t next; /* the next unclaimed row */
 } quant_job;
 
+/* Threads claim chunks of rows from a shared counter rather than taking fixed halves: the quantization
+ * of a row depends on that row only, so the bytes are the same whoever quantizes it, and on a busy
+ * machine a thread that lost its core leaves its rows to the others instead of holding up the load. */
 static void quant_task(void *arg, int ith, int nth) {
-    const quant_job *j = arg;
-    long begin, end;
-    llm_split_range((long)j->src->rows, ith, nth, &begin, &end);
-    const int64_t cols = j->src->cols;
+    (void)nth;
+    quant_job *j = arg;
+    const int64_t rows = j->src->rows, cols = j->src->cols;
     const size_t in_row = llm_dtype_row_bytes(j->src->dtype, cols),
                  out_row = llm_dtype_row_bytes(j->dtype, cols);
     float *x = j->scratch + (size_t)ith * (size_t)cols;
-    for (long r = begin; r < end; r++) {
-        llm_dequant_row(j->src->dtype, (const unsigned char *)j->src->data + (size_t)r * in_row, x, cols);
-        llm_quantize_row(j->dtype, x, j->dst + (size_t)r * out_row, cols);
+    for (;;) {
+        const int64_t begin = atomic_fetch_add_explicit(&j->next, QUANT_CHUNK_ROWS, memory_order_relaxed);
+        if (begin >= rows) break;
+        const int64_t end = begin + QUANT_CHUNK_ROWS < rows ? begin + QUANT_CHUNK_ROWS : rows;
+        for (int64_t r = begin; r < end; r++) {
+            llm_dequant_row(j->src->dtype, (const unsigned char *)j->src->data + (size_t)r * in_row, x, cols);
+            llm_quantize_row(j->dtype, x, j->dst + (size_t)r * out_row, cols);
+        }
     }
 }
 
@@ -158,7 +171,7 @@ llm_status llm_model_quantize_weights(llm_model *m, double from, llm_error *err)
             break;
         }
         m->owned[m->n_owned++] = dst;
-        quant_job job = {t, dst, dt, scratch};
+        quant_job job = {t, dst, dt, scratch, 0};
         if (pool)
             llm_threadpool_run(pool, quant_task, &job);
         else

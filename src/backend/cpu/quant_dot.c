@@ -200,6 +200,48 @@ llm_qd_rows_fn llm_qd_rows_kernel(llm_dtype wtype, llm_cpu_level level) {
     return q8 ? llm_qd_rows_q8_0_scalar : llm_qd_rows_q4_K_scalar;
 }
 
+/* Multi-token entry points of the scalar levels: the one-token kernel per token. */
+#define QD_MULTI_LOOP(name)                                                                                  \
+    static void name##_multi_loop(const uint8_t *w, size_t row_bytes, int64_t nb, int64_t n_rows,            \
+                                  const uint8_t *act, size_t act_stride, int n_tok, float *out,              \
+                                  size_t ldo) {                                                              \
+        for (int t = 0; t < n_tok; t++)                                                                      \
+            name(w, row_bytes, nb, n_rows, act + act_stride * (size_t)t, out + ldo * (size_t)t);             \
+    }
+QD_MULTI_LOOP(llm_qd_rows_q8_0_scalar)
+QD_MULTI_LOOP(llm_qd_rows_q4_K_scalar)
+#undef QD_MULTI_LOOP
+
+llm_qd_multi_fn llm_qd_multi_kernel(llm_dtype wtype, llm_cpu_level level) {
+    if (wtype != LLM_DTYPE_Q8_0 && wtype != LLM_DTYPE_Q4_K) return NULL;
+    const int q8 = wtype == LLM_DTYPE_Q8_0;
+    level = usable_level(level);
+    (void)level;
+#if defined(__x86_64__)
+    if (level == LLM_CPU_LEVEL_AVX512) {
+        if (__builtin_cpu_supports("avx512vnni"))
+            return q8 ? llm_qd_multi_q8_0_avx512_vnni : llm_qd_multi_q4_K_avx512_vnni;
+        return q8 ? llm_qd_multi_q8_0_avx512 : llm_qd_multi_q4_K_avx512;
+    }
+    if (level == LLM_CPU_LEVEL_AVX2) return q8 ? llm_qd_multi_q8_0_avx2 : llm_qd_multi_q4_K_avx2;
+#endif
+    return q8 ? llm_qd_rows_q8_0_scalar_multi_loop : llm_qd_rows_q4_K_scalar_multi_loop;
+}
+
+void llm_quant_dot_rows_multi(llm_dtype wtype, const void *w, int64_t k, int64_t r0, int64_t n_rows,
+                              const void *act, size_t act_stride, int n_tok, float *out, size_t ldo,
+                              llm_cpu_level level) {
+    const size_t row_bytes = llm_dtype_row_bytes(wtype, k);
+    if (!llm_dtype_is_quant(wtype) || row_bytes == 0 || n_rows <= 0 || r0 < 0 || n_tok <= 0) return;
+    const int64_t nb = k / llm_dtype_block_elems(wtype);
+    const uint8_t *w0 = (const uint8_t *)w + (size_t)r0 * row_bytes;
+    if (n_tok == 1) { /* decode: the one-token kernel (4 rows per pass, tuned for streaming) */
+        llm_qd_rows_kernel(wtype, level)(w0, row_bytes, nb, n_rows, act, out);
+        return;
+    }
+    llm_qd_multi_kernel(wtype, level)(w0, row_bytes, nb, n_rows, act, act_stride, n_tok, out, ldo);
+}
+
 void llm_quant_dot_rows(llm_dtype wtype, const void *w, int64_t k, int64_t r0, int64_t n_rows,
                         const void *act, float *out, llm_cpu_level level) {
     const size_t row_bytes = llm_dtype_row_bytes(wtype, k);

@@ -61,4 +61,12 @@ void llm_quant_act(llm_dtype wtype, const float *x, void *act, int64_t k, llm_cp
 void llm_quant_dot_rows(llm_dtype wtype, const void *w, int64_t k, int64_t r0, int64_t n_rows,
                         const void *act, float *out, llm_cpu_level level);
 
+/* The same for n_tok activation rows at once (act_stride bytes apart, each from llm_quant_act): the dot of
+ * weight row r0 + i with token t goes to out[t * ldo + i]. Each result has the bits llm_quant_dot_rows
+ * gives for that row and token (whatever n_tok, n_rows and r0 are: batch invariance); the AVX-512
+ * kernels load and unpack each weight block once for up to 4 tokens (prefill). Bad arguments: no-op. */
+void llm_quant_dot_rows_multi(llm_dtype wtype, const void *w, int64_t k, int64_t r0, int64_t n_rows,
+                              const void *act, size_t act_stride, int n_tok, float *out, size_t ldo,
+                              llm_cpu_level level);
+
 #endif

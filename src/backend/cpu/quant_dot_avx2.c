@@ -214,4 +214,113 @@ T_AVX2 void llm_qd_rows_q4_K_avx2(const uint8_t *w, size_t row_bytes, int64_t nb
     for (; r < n_rows; r++) q4_K_rows(w + row_bytes * (size_t)r, row_bytes, nb, act, out + r, 1, w, 0, 0);
 }
 
+/* ---- several tokens per pass (prefill) ----------------------------------------------------------------- */
+
+/* Each weight block is loaded (Q4_K: and unpacked) once per row and tile of tokens, then dotted with
+ * every token of the tile; per (row, token) the operations of the one-token kernels above, in their order,
+ * so the same bits. Tiles: one row x 4 tokens (16 ymm registers). */
+#define MT_Q8 4
+#define MT_Q4 4
+
+T_INLINE void q8_0_multi_row(const uint8_t *w, int64_t nb, const uint8_t *act, size_t astride, float *out,
+                             size_t ldo, const int nt, const uint8_t *pfb, size_t pf, size_t pf_end) {
+    __m256 acc0[MT_Q8], acc1[MT_Q8];
+    for (int t = 0; t < nt; t++) acc0[t] = acc1[t] = _mm256_setzero_ps();
+    for (int64_t b = 0; b < nb; b++) {
+        if (b % 4 == 0)
+            for (int c = 0; c < 3 && pf < pf_end; c++, pf += 64) LLM_QD_PREFETCH(pfb, pf);
+        const uint8_t *wb = w + LLM_Q8_0_BYTES * b;
+        const __m256i wq = loadu(wb + 2), wabs = _mm256_sign_epi8(wq, wq);
+        const float dw = h2f(wb);
+        for (int t = 0; t < nt; t++) {
+            const uint8_t *ab = act + astride * (size_t)t + LLM_Q8_0_BYTES * b;
+            const __m256i p = _mm256_maddubs_epi16(wabs, _mm256_sign_epi8(loadu(ab + 2), wq));
+            const __m256i i = _mm256_madd_epi16(p, _mm256_set1_epi16(1));
+            const __m256 f = _mm256_mul_ps(_mm256_set1_ps(dw * h2f(ab)), _mm256_cvtepi32_ps(i));
+            if (b % 2 == 0)
+                acc0[t] = _mm256_add_ps(acc0[t], f);
+            else
+                acc1[t] = _mm256_add_ps(acc1[t], f);
+        }
+    }
+    for (int t = 0; t < nt; t++) out[ldo * (size_t)t] = reduce8(_mm256_add_ps(acc0[t], acc1[t]));
+}
+
+T_INLINE void q4_K_multi_row(const uint8_t *w, int64_t nb, const uint8_t *act, size_t astride, float *out,
+                             size_t ldo, const int nt, const uint8_t *pfb, size_t pf, size_t pf_end) {
+    __m256 acc[MT_Q4];
+    for (int t = 0; t < nt; t++) acc[t] = _mm256_setzero_ps();
+    const __m256i m4 = _mm256_set1_epi8(15);
+    for (int64_t b = 0; b < nb; b++) {
+        /* one row x 144 bytes per step: 2 or 3 lines of the prefetch range */
+        for (int c = 0; c < 3 && pf < pf_end; c++, pf += 64) LLM_QD_PREFETCH(pfb, pf);
+        const uint8_t *wb = w + LLM_Q4_K_BYTES * b, *qs = wb + 16;
+        uint64_t sc8, m8;
+        llm_qd_q4k_unpack(wb + 4, &sc8, &m8);
+        const __m256i scv = _mm256_broadcastsi128_si256(_mm_cvtepu8_epi16(_mm_cvtsi64_si128((long long)sc8)));
+        const __m256i m32 = _mm256_cvtepu8_epi32(_mm_cvtsi64_si128((long long)m8));
+        /* sub-block pairs outer, tokens inner: each 32-byte group of quants unpacked once, few registers
+         * live (integer sums: their order is free) */
+        __m256i isum[MT_Q4];
+        for (int t = 0; t < nt; t++) isum[t] = _mm256_setzero_si256();
+        for (int g = 0; g < 4; g++) {
+            const __m256i q = loadu(qs + 32 * g);
+            const __m256i lo = _mm256_and_si256(q, m4), hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
+            const __m256i slo =
+                _mm256_shuffle_epi8(scv, _mm256_set1_epi16((short)(0x0100 + 0x0202 * (2 * g))));
+            const __m256i shi =
+                _mm256_shuffle_epi8(scv, _mm256_set1_epi16((short)(0x0100 + 0x0202 * (2 * g + 1))));
+            for (int t = 0; t < nt; t++) {
+                const uint8_t *aq = act + astride * (size_t)t + LLM_Q8_K_BYTES * b + LLM_Q8_K_QS;
+                const __m256i plo = _mm256_maddubs_epi16(lo, loadu(aq + 64 * g));
+                const __m256i phi = _mm256_maddubs_epi16(hi, loadu(aq + 64 * g + 32));
+                isum[t] = _mm256_add_epi32(isum[t], _mm256_madd_epi16(plo, slo));
+                isum[t] = _mm256_add_epi32(isum[t], _mm256_madd_epi16(phi, shi));
+            }
+        }
+        const float dw = h2f(wb), dmw = h2f(wb + 2);
+        for (int t = 0; t < nt; t++) {
+            const uint8_t *ab = act + astride * (size_t)t + LLM_Q8_K_BYTES * b;
+            float d8;
+            memcpy(&d8, ab, 4);
+            const __m256i bs32 = _mm256_madd_epi16(loadu(ab + LLM_Q8_K_BSUMS), _mm256_set1_epi16(1));
+            const __m256i mp = _mm256_madd_epi16(m32, bs32);
+            const __m256 s1 = _mm256_set1_ps(d8 * dw), s2 = _mm256_set1_ps(d8 * dmw);
+            const __m256 tv = _mm256_sub_ps(_mm256_mul_ps(s1, _mm256_cvtepi32_ps(isum[t])),
+                                            _mm256_mul_ps(s2, _mm256_cvtepi32_ps(mp)));
+            acc[t] = _mm256_add_ps(acc[t], tv);
+        }
+    }
+    for (int t = 0; t < nt; t++) out[ldo * (size_t)t] = reduce8(acc[t]);
+}
+
+/* Token tiles outer (their activations stay in L1), rows inner; the prefetch stream runs during the
+ * first tile only. */
+#define MULTI_FN(kind, MT)                                                                                   \
+    T_AVX2 void llm_qd_multi_##kind##_avx2(const uint8_t *w, size_t row_bytes, int64_t nb, int64_t n_rows,   \
+                                           const uint8_t *act, size_t act_stride, int n_tok, float *out,     \
+                                           size_t ldo) {                                                     \
+        for (int t0 = 0; t0 < n_tok; t0 += (MT)) {                                                           \
+            const int nt = n_tok - t0 < (MT) ? n_tok - t0 : (MT);                                            \
+            const uint8_t *at = act + act_stride * (size_t)t0;                                               \
+            for (int64_t r = 0; r < n_rows; r++) {                                                           \
+                size_t pf = 0, pf_end = 0;                                                                   \
+                if (t0 == 0) llm_qd_pf_range(row_bytes, r, 1, &pf, &pf_end);                                 \
+                const uint8_t *wr = w + row_bytes * (size_t)r;                                               \
+                float *o = out + ldo * (size_t)t0 + (size_t)r;                                               \
+                if (nt == (MT))                                                                              \
+                    kind##_multi_row(wr, nb, at, act_stride, o, ldo, (MT), w, pf, pf_end);                   \
+                else                                                                                         \
+                    for (int t = 0; t < nt; t++)                                                             \
+                        kind##_multi_row(wr, nb, at + act_stride * (size_t)t, act_stride,                    \
+                                         o + ldo * (size_t)t, ldo, 1, w, pf, pf_end);                        \
+            }                                                                                                \
+        }                                                                                                    \
+    }
+
+MULTI_FN(q8_0, MT_Q8)
+MULTI_FN(q4_K, MT_Q4)
+
+#undef MULTI_FN
+
 #endif

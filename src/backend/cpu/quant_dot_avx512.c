@@ -38,5 +38,21 @@ void llm_qd_rows_q4_K_avx512(const uint8_t *w, size_t row_bytes, int64_t nb, int
                              const uint8_t *act, float *out) {
     llm_qd_rows_q4_K_avx512_(w, row_bytes, nb, n_rows, act, out);
 }
+void llm_qd_multi_q8_0_avx512_vnni(const uint8_t *w, size_t row_bytes, int64_t nb, int64_t n_rows,
+                                   const uint8_t *act, size_t act_stride, int n_tok, float *out, size_t ldo) {
+    llm_qd_multi_q8_0_avx512_vnni_(w, row_bytes, nb, n_rows, act, act_stride, n_tok, out, ldo);
+}
+void llm_qd_multi_q4_K_avx512_vnni(const uint8_t *w, size_t row_bytes, int64_t nb, int64_t n_rows,
+                                   const uint8_t *act, size_t act_stride, int n_tok, float *out, size_t ldo) {
+    llm_qd_multi_q4_K_avx512_vnni_(w, row_bytes, nb, n_rows, act, act_stride, n_tok, out, ldo);
+}
+void llm_qd_multi_q8_0_avx512(const uint8_t *w, size_t row_bytes, int64_t nb, int64_t n_rows,
+                              const uint8_t *act, size_t act_stride, int n_tok, float *out, size_t ldo) {
+    llm_qd_multi_q8_0_avx512_(w, row_bytes, nb, n_rows, act, act_stride, n_tok, out, ldo);
+}
+void llm_qd_multi_q4_K_avx512(const uint8_t *w, size_t row_bytes, int64_t nb, int64_t n_rows,
+                              const uint8_t *act, size_t act_stride, int n_tok, float *out, size_t ldo) {
+    llm_qd_multi_q4_K_avx512_(w, row_bytes, nb, n_rows, act, act_stride, n_tok, out, ldo);
+}
 
 #endif

@@ -44,6 +44,12 @@ _Static_assert(offsetof(llm_block_q8_K, qs) == LLM_Q8_K_QS &&
 typedef void (*llm_qd_rows_fn)(const uint8_t *w, size_t row_bytes, int64_t nb, int64_t n_rows,
                                const uint8_t *act, float *out);
 
+/* Multi-token kernel signature: the n_rows rows dotted with each of n_tok activation rows (act_stride
+ * bytes apart); the result of row i and token t goes to out[t * ldo + i]. Per (row, token) the same bits
+ * as the one-token kernel of the same level. */
+typedef void (*llm_qd_multi_fn)(const uint8_t *w, size_t row_bytes, int64_t nb, int64_t n_rows,
+                                const uint8_t *act, size_t act_stride, int n_tok, float *out, size_t ldo);
+
 /* The lane reduction of quant_dot.h: ((t0 + t4) + (t2 + t6)) + ((t1 + t5) + (t3 + t7)). */
 static inline float llm_qd_reduce8(const float t[8]) {
     return ((t[0] + t[4]) + (t[2] + t[6])) + ((t[1] + t[5]) + (t[3] + t[7]));
@@ -75,6 +81,11 @@ void llm_qd_rows_q8_0_avx2(const uint8_t *w, size_t row_bytes, int64_t nb, int64
                            float *out);
 void llm_qd_rows_q4_K_avx2(const uint8_t *w, size_t row_bytes, int64_t nb, int64_t n_rows, const uint8_t *act,
                            float *out);
+/* Multi-token AVX2 kernels: one row x 4 tokens per pass. */
+void llm_qd_multi_q8_0_avx2(const uint8_t *w, size_t row_bytes, int64_t nb, int64_t n_rows,
+                            const uint8_t *act, size_t act_stride, int n_tok, float *out, size_t ldo);
+void llm_qd_multi_q4_K_avx2(const uint8_t *w, size_t row_bytes, int64_t nb, int64_t n_rows,
+                            const uint8_t *act, size_t act_stride, int n_tok, float *out, size_t ldo);
 /* AVX-512: with VNNI (vpdpbusd / vpdpwssd) and without (maddubs / madd); the test runs both. */
 void llm_qd_rows_q8_0_avx512_vnni(const uint8_t *w, size_t row_bytes, int64_t nb, int64_t n_rows,
                                   const uint8_t *act, float *out);
@@ -84,6 +95,15 @@ void llm_qd_rows_q4_K_avx512_vnni(const uint8_t *w, size_t row_bytes, int64_t nb
                                   const uint8_t *act, float *out);
 void llm_qd_rows_q4_K_avx512(const uint8_t *w, size_t row_bytes, int64_t nb, int64_t n_rows,
                              const uint8_t *act, float *out);
+/* Multi-token AVX-512 kernels: 4 tokens per tile; Q8_0 4 rows (2 pairs) per step, Q4_K 2 rows. */
+void llm_qd_multi_q8_0_avx512_vnni(const uint8_t *w, size_t row_bytes, int64_t nb, int64_t n_rows,
+                                   const uint8_t *act, size_t act_stride, int n_tok, float *out, size_t ldo);
+void llm_qd_multi_q4_K_avx512_vnni(const uint8_t *w, size_t row_bytes, int64_t nb, int64_t n_rows,
+                                   const uint8_t *act, size_t act_stride, int n_tok, float *out, size_t ldo);
+void llm_qd_multi_q8_0_avx512(const uint8_t *w, size_t row_bytes, int64_t nb, int64_t n_rows,
+                              const uint8_t *act, size_t act_stride, int n_tok, float *out, size_t ldo);
+void llm_qd_multi_q4_K_avx512(const uint8_t *w, size_t row_bytes, int64_t nb, int64_t n_rows,
+                              const uint8_t *act, size_t act_stride, int n_tok, float *out, size_t ldo);
 #endif
 
 /* Scalar kernels (REF and PORTABLE). */
@@ -95,5 +115,8 @@ void llm_qd_rows_q4_K_scalar(const uint8_t *w, size_t row_bytes, int64_t nb, int
 /* The kernel llm_quant_dot_rows runs for (wtype, level) on this CPU (after falling back from a level the
  * CPU lacks); NULL for a bad wtype. Exposed for tests and benchmarks. */
 llm_qd_rows_fn llm_qd_rows_kernel(llm_dtype wtype, llm_cpu_level level);
+/* The multi-token kernel llm_quant_dot_rows_multi runs for (wtype, level): the AVX2 / AVX-512 ones above,
+ * else (REF, PORTABLE) a loop of the scalar one-token kernel over the tokens. NULL for a bad wtype. */
+llm_qd_multi_fn llm_qd_multi_kernel(llm_dtype wtype, llm_cpu_level level);
 
 #endif
