@@ -50,6 +50,12 @@ LLM_KFN float LLM_KNAME(dot)(const float *restrict q, const float *restrict k, i
     return a[0];
 }
 
+/* gcc at -O2 cannot see that exp_n reads only the cnt scores written just before (its tail is a masked
+ * or one-at-a-time load) and warns that s may be used uninitialized; -O3 does not. */
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 /* Shape: q[hd], k[cnt][hd], v[cnt][hd], st->acc[hd]; cnt <= 256. */
 LLM_KFN void LLM_KNAME(attn_block)(llm_attn_state *st, const float *q, const float *k, const float *v,
                                    int cnt, int hd, float scale) {
@@ -77,5 +83,8 @@ LLM_KFN void LLM_KNAME(attn_block)(llm_attn_state *st, const float *q, const flo
     st->sum = sum;
     st->max = nmax;
 }
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
 
 #undef LLM_KB_LANES
