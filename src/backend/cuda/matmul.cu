@@ -29,6 +29,8 @@
 #include <cuda_fp16.h>
 #include <limits.h>
 
+#include <type_traits>
+
 #include "backend/cuda/kernels.cuh"
 
 #ifndef LLM_CUDA_GEMV_MAX_T
@@ -434,6 +436,25 @@ int gemv_rows_per_block(int T) {
     }
 }
 
+// Calls f(dtype, T) with both as compile-time constants (std::integral_constant): the weight dtype
+// (BF16, F16, else F32) and T in 1..4 (the fused GEMVs' token counts), so each launcher is written once.
+template <typename F> void with_dtype_and_t(llm_dtype wt, int T, F &&f) {
+    auto by_t = [&](auto dt) {
+        switch (T) {
+        case 1: f(dt, std::integral_constant<int, 1>{}); break;
+        case 2: f(dt, std::integral_constant<int, 2>{}); break;
+        case 3: f(dt, std::integral_constant<int, 3>{}); break;
+        default: f(dt, std::integral_constant<int, 4>{}); break;
+        }
+    };
+    if (wt == LLM_DTYPE_BF16)
+        by_t(std::integral_constant<int, LLM_DTYPE_BF16>{});
+    else if (wt == LLM_DTYPE_F16)
+        by_t(std::integral_constant<int, LLM_DTYPE_F16>{});
+    else
+        by_t(std::integral_constant<int, LLM_DTYPE_F32>{});
+}
+
 // Whether the fused GEMV kernels serve this call: the vector GEMV's conditions, at decode sizes.
 bool fused_gemv_ok(const float *x, int64_t K, int T) {
     return T >= 1 && T <= LLM_CUDA_GEMV_MAX_T && K % 8 == 0 && ((uintptr_t)x & 15) == 0;
@@ -531,21 +552,9 @@ int cuda_matmul_group(cudaStream_t s, cuda_matmul_ctx *ctx, int n, float *const 
         g.seg[i] = GemvSeg{outs[i], ws[i], biases[i], Ms[i], blocks};
         blocks += (Ms[i] + R - 1) / R;
     }
-#define LLM_GROUP_T(DT)                                                                                              \
-    switch (T) {                                                                                                   \
-    case 1: launch_group<DT, 1>(s, g, blocks, x, (int)bt, K); break;                                               \
-    case 2: launch_group<DT, 2>(s, g, blocks, x, (int)bt, K); break;                                               \
-    case 3: launch_group<DT, 3>(s, g, blocks, x, (int)bt, K); break;                                               \
-    default: launch_group<DT, 4>(s, g, blocks, x, (int)bt, K); break;                                              \
-    }
-    if (wt == LLM_DTYPE_BF16) {
-        LLM_GROUP_T(LLM_DTYPE_BF16)
-    } else if (wt == LLM_DTYPE_F16) {
-        LLM_GROUP_T(LLM_DTYPE_F16)
-    } else {
-        LLM_GROUP_T(LLM_DTYPE_F32)
-    }
-#undef LLM_GROUP_T
+    with_dtype_and_t(wt, T, [&](auto dt, auto t) {
+        launch_group<decltype(dt)::value, decltype(t)::value>(s, g, blocks, x, (int)bt, K);
+    });
     return 0;
 }
 
@@ -558,20 +567,8 @@ int cuda_matmul_swiglu(cudaStream_t s, cuda_matmul_ctx *ctx, float *out, float *
         cuda_swiglu(s, out, out, scratch, (size_t)M * (size_t)T);
         return 0;
     }
-#define LLM_SWIGLU_T(DT)                                                                                             \
-    switch (T) {                                                                                                   \
-    case 1: launch_swiglu<DT, 1>(s, out, x, wg, bg, wu, bu, (int)bt, M, K); break;                                 \
-    case 2: launch_swiglu<DT, 2>(s, out, x, wg, bg, wu, bu, (int)bt, M, K); break;                                 \
-    case 3: launch_swiglu<DT, 3>(s, out, x, wg, bg, wu, bu, (int)bt, M, K); break;                                 \
-    default: launch_swiglu<DT, 4>(s, out, x, wg, bg, wu, bu, (int)bt, M, K); break;                                \
-    }
-    if (wt == LLM_DTYPE_BF16) {
-        LLM_SWIGLU_T(LLM_DTYPE_BF16)
-    } else if (wt == LLM_DTYPE_F16) {
-        LLM_SWIGLU_T(LLM_DTYPE_F16)
-    } else {
-        LLM_SWIGLU_T(LLM_DTYPE_F32)
-    }
-#undef LLM_SWIGLU_T
+    with_dtype_and_t(wt, T, [&](auto dt, auto t) {
+        launch_swiglu<decltype(dt)::value, decltype(t)::value>(s, out, x, wg, bg, wu, bu, (int)bt, M, K);
+    });
     return 0;
 }
